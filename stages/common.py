@@ -1,0 +1,229 @@
+"""What every stage needs: params, the genre list, atomic writes, progress, clear errors."""
+
+import difflib
+import errno
+import json
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+GENRES = ("blues", "classical", "country", "disco", "hiphop",
+          "jazz", "metal", "pop", "reggae", "rock")
+"""GTZAN's ten genres, in the order of its folders and of the one-hot columns."""
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, without a traceback."""
+
+
+# ---------------------------------------------------------------- params
+
+def _integer(minimum):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            return f"must be an integer >= {minimum}"
+    return check
+
+
+def _number(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            return f"must be a number between {low} and {high}"
+    return check
+
+
+def _choice(*options):
+    def check(value):
+        if value not in options:
+            return f"must be one of {', '.join(map(str, options))}"
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+
+
+def _texts(value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        return "must be a list of strings"
+
+
+def _md5_or_null(value):
+    if value is not None and not (isinstance(value, str) and len(value) == 32
+                                  and all(c in "0123456789abcdef" for c in value)):
+        return "must be 32 lowercase hex digits, or null to skip the check"
+
+
+SCHEMA = {
+    "seed": _integer(0),
+    "epochs": _integer(1),
+    "data": {
+        "source": _choice("gtzan", "demo"),
+        "url": _text,
+        "mirrors": _texts,
+        "md5": _md5_or_null,
+        "demo_seed": _integer(0),
+        "demo_clips_per_genre": _integer(10),
+    },
+    "features": {
+        "kind": _choice("mfcc"),
+        "sample_rate": _integer(1),
+        "n_jobs": _integer(0),
+        "mfcc": {
+            "n_mfcc": _integer(1),
+            "n_fft": _integer(16),
+            "hop_length": _integer(1),
+            "n_mels": _integer(1),
+            "n_values": _integer(1),
+        },
+    },
+    "split": {
+        "method": _choice("random", "stratified", "fault_filtered"),
+        "train_fraction": _number(0.05, 0.95),
+    },
+    "train": {
+        "hidden_units": _integer(1),
+        "learning_rate": _number(1e-7, 1.0),
+        "batch_size": _integer(1),
+        "validation_split": _number(0.0, 0.9),
+    },
+}
+
+
+def validate(params, schema=SCHEMA, prefix=""):
+    """Raise UserError naming the first key of `params` that does not fit `schema`."""
+    if not isinstance(params, dict):
+        raise UserError(f"params.yaml: '{prefix.rstrip('.') or 'the file'}' must be a mapping of keys")
+    for key in params:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), schema, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise UserError(f"params.yaml: unknown key '{prefix}{key}'{hint}")
+    for key, rule in schema.items():
+        if key not in params:
+            raise UserError(f"params.yaml: missing key '{prefix}{key}'")
+        if isinstance(rule, dict):
+            validate(params[key], rule, f"{prefix}{key}.")
+        elif (problem := rule(params[key])) is not None:
+            raise UserError(f"params.yaml: '{prefix}{key}' {problem}, got {params[key]!r}")
+
+
+def load_params(path=PARAMS_FILE):
+    """Read and validate params.yaml; every stage calls this first."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run the stage from the repository's top folder")
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path} is not valid YAML{where}: fix its syntax")
+    validate(params)
+    return params
+
+
+# ---------------------------------------------------------------- files
+
+def remove(path):
+    """Delete a file, link or folder if it exists."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_output(path):
+    """Yield a temporary sibling of `path` to write a file or folder into.
+
+    On success it replaces `path` in one rename; on any error it is deleted,
+    so `path` is only ever absent, old or complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the suffix: some writers (Keras) insist on it.
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    remove(temporary)
+    try:
+        yield temporary
+        remove(path)
+        os.replace(temporary, path)
+    except BaseException:
+        remove(temporary)
+        raise
+
+
+def write_text(path, text):
+    with atomic_output(path) as temporary:
+        Path(temporary).write_text(text)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(path, frame):
+    """Write a pandas DataFrame without its index."""
+    with atomic_output(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def save_npy(path, array):
+    with atomic_output(path) as temporary, open(temporary, "wb") as file:
+        import numpy as np
+        np.save(file, array)
+
+
+# ---------------------------------------------------------------- console
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def progress(iterable, total, desc, unit="clips", size=None):
+    """Yield from `iterable`, showing progress towards `total` units.
+
+    Each item counts 1 unit, or `size(item)` units (bytes of a chunk, say).
+    On a terminal this is a tqdm bar; in a log it is about ten plain lines.
+    """
+    count = size or (lambda item: 1)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        with tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", dynamic_ncols=True) as bar:
+            for item in iterable:
+                yield item
+                bar.update(count(item))
+        return
+    done, next_report = 0, (total or 0) / 10
+    for item in iterable:
+        yield item
+        done += count(item)
+        if total and done >= next_report:
+            log(f"{desc}: {done:,}/{total:,} {unit} ({100 * done / total:.0f}%)")
+            next_report = done + total / 10
+
+
+def run(main):
+    """Run a stage's main(), turning a user's mistake into one line on stderr and exit status 1."""
+    try:
+        main()
+    except UserError as error:
+        log(f"error: {error}")
+        sys.exit(1)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        log(f"error: no space left on device writing {error.filename or 'output'}: "
+            "free some disk space (a full GTZAN run needs about 4 GB) and run again")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("interrupted: nothing half-written was kept; run again to resume")
+        sys.exit(130)

@@ -1,0 +1,146 @@
+"""Stage `extract`: one feature row per clip, in parallel.
+
+Output in data/features/: `features.npy` (n_clips, n_values) float32,
+`tracks.csv` (row i describes row i: track_id, genre, duration in s, frames, source)
+and `skipped.csv` (track_id, reason) for clips that could not be used.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from stages.common import GENRES, UserError, atomic_output, load_params, log, progress, run
+
+RAW = Path("data/raw")
+FEATURES = Path("data/features")
+
+
+class ClipTooShort(ValueError):
+    """The audio gives fewer feature values than asked for."""
+
+
+def mfcc_matrix(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128):
+    """librosa's MFCC: (..., n_samples) float32 audio -> (..., n_mfcc, frames) float32."""
+    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+
+
+def mfcc_values(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128, n_values=25000):
+    """The seed's recipe: MFCC divided by its maximum absolute value, flattened row-major, cut.
+
+    y: (..., n_samples) float32 audio; every leading index is one clip or window.
+    Returns (..., n_values) float32. Raises ClipTooShort if the audio gives fewer values.
+    """
+    mfcc = mfcc_matrix(y, sr, n_mfcc, n_fft, hop_length, n_mels)
+    mfcc /= np.abs(mfcc).max(axis=(-2, -1), keepdims=True)
+    flat = mfcc.reshape(*mfcc.shape[:-2], -1)
+    if flat.shape[-1] < n_values:
+        seconds = y.shape[-1] / sr
+        raise ClipTooShort(f"{seconds:.1f} s of audio gives {flat.shape[-1]} MFCC values, "
+                           f"fewer than n_values={n_values}")
+    return flat[..., :n_values].astype(np.float32, copy=False)
+
+
+KINDS = {"mfcc": mfcc_values}
+"""features.kind -> function(y, sr, **params['features'][kind]) -> (..., n_values) float32."""
+
+
+def featurize(y, features):
+    """Feature rows of audio `y` (..., n_samples) at features['sample_rate'], by the `features` params group."""
+    kind = features["kind"]
+    return KINDS[kind](y, sr=features["sample_rate"], **features[kind])
+
+
+def load_audio(path, sample_rate=22050):
+    """Decode any file librosa reads, as mono float32 at `sample_rate` Hz."""
+    y, _ = librosa.load(path, sr=sample_rate, mono=True)
+    return y
+
+
+def _featurize_file(task):
+    """(path, features) -> (row, n_samples, None) or (None, 0, reason): one bad clip never stops the stage."""
+    path, features = task
+    try:
+        y = load_audio(path, features["sample_rate"])
+        return featurize(y, features), len(y), None
+    except ClipTooShort as error:
+        return None, 0, f"too short: {error}"
+    except Exception as error:  # decoders raise many types; the reason is recorded, not hidden
+        return None, 0, f"cannot decode: {error.__class__.__name__}: {error}".strip()
+
+
+def _one_thread_each():
+    # Two workers with two BLAS threads each would fight over the two cores.
+    threadpool_limits(1)
+
+
+def extract(paths, features, n_jobs=0):
+    """Feature rows for the audio files `paths`, in their order, whatever `n_jobs`.
+
+    Returns (matrix, n_samples, reasons): matrix (n_usable, n_values) float32 holds the
+    rows of the clips whose reason is None; n_samples is each clip's length (0 where unusable).
+    """
+    n_jobs = n_jobs or os.cpu_count()
+    tasks = [(path, features) for path in paths]
+    rows, n_samples, reasons = [], [], []
+    with multiprocessing.get_context("fork").Pool(n_jobs, _one_thread_each) if n_jobs > 1 else _Inline() as pool:
+        for row, length, reason in progress(pool.imap(_featurize_file, tasks, chunksize=4), len(tasks), "extract"):
+            if row is not None:
+                rows.append(row)
+            n_samples.append(length)
+            reasons.append(reason)
+    width = rows[0].shape[-1] if rows else 0
+    matrix = np.stack(rows) if rows else np.empty((0, width), np.float32)
+    return matrix, np.array(n_samples), reasons
+
+
+class _Inline:
+    """A one-process stand-in for multiprocessing.Pool (n_jobs=1)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap(self, function, tasks, chunksize=1):
+        return map(function, tasks)
+
+
+def main():
+    params = load_params()
+    features = params["features"]
+    tracks = pd.read_csv(RAW / "tracks.csv")
+    # Stable row order: genres in GTZAN's order, then clips by track id.
+    tracks["genre"] = pd.Categorical(tracks["genre"], categories=GENRES, ordered=True)
+    tracks = tracks.sort_values(["genre", "track_id"]).reset_index(drop=True)
+    tracks["genre"] = tracks["genre"].astype(str)
+
+    matrix, n_samples, reasons = extract([RAW / p for p in tracks["path"]], features, features["n_jobs"])
+    usable = np.array([reason is None for reason in reasons], dtype=bool)
+    n_samples = n_samples[usable]
+    kept = tracks[usable].assign(duration=(n_samples / features["sample_rate"]).round(3),
+                                 frames=1 + n_samples // features["mfcc"]["hop_length"])
+    skipped = tracks.loc[~usable, ["track_id"]].assign(reason=[r for r in reasons if r is not None])
+
+    for row in skipped.itertuples():
+        log(f"extract: skipped {row.track_id}: {row.reason}")
+    empty = sorted(set(GENRES) - set(kept["genre"]), key=GENRES.index)
+    if empty:
+        raise UserError(f"no usable clip left for genre {', '.join(empty)}: see the skipped clips above")
+
+    with atomic_output(FEATURES) as staging:
+        staging.mkdir()
+        np.save(staging / "features.npy", matrix)
+        kept[["track_id", "genre", "duration", "frames", "source"]].to_csv(staging / "tracks.csv", index=False)
+        skipped.to_csv(staging / "skipped.csv", index=False)
+    log(f"extract: {matrix.shape[0]} clips x {matrix.shape[1]} values ({features['kind']}), "
+        f"{len(skipped)} skipped")
+
+
+if __name__ == "__main__":
+    run(main)

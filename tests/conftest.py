@@ -1,0 +1,167 @@
+"""Shared fixtures: real GTZAN sample clips, a loopback HTTP server, GTZAN-shaped archives, project copies."""
+
+import http.server
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from stages.demo_corpus import write_demo_corpus
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir():
+    """The 50 real GTZAN clips (`<genre>/<genre>.0000N.wav`); skips where this clone has none."""
+    if not (SAMPLE_DIR / "MD5SUMS.tsv").is_file():
+        pytest.skip(f"no real GTZAN sample at {SAMPLE_DIR} (set GTZAN_SAMPLE_DIR to a folder of "
+                    "<genre>/<genre>.NNNNN.wav clips with MD5SUMS.tsv)")
+    return SAMPLE_DIR
+
+
+def make_tar_gz(members, path, extra=()):
+    """Write {archive name: bytes}, then the TarInfo entries `extra` (links, say), as a .tar.gz at `path`."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return path
+
+
+def make_zip(members, path):
+    with zipfile.ZipFile(path, "w") as zipped:
+        for name, data in members.items():
+            zipped.writestr(name, data)
+    return path
+
+
+def clip_members(root, prefix="genres", suffix=".wav"):
+    """{f'{prefix}/<genre>/<clip>': bytes} for the clips under `root/<genre>/`, converted to `suffix` if needed."""
+    members = {}
+    for clip in sorted(Path(root).glob("*/*.wav")):
+        if suffix == ".wav":
+            data = clip.read_bytes()
+        else:
+            audio, sr = sf.read(clip, dtype="int16")
+            buffer = io.BytesIO()
+            sf.write(buffer, audio, sr, format="AU", subtype="PCM_16")
+            data = buffer.getvalue()
+        members[f"{prefix}/{clip.parent.name}/{clip.stem}{suffix}"] = data
+    return members
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """Two 1 s synthetic clips per genre in GTZAN's layout: `<root>/<genre>/<genre>.0000N.wav`."""
+    root = tmp_path_factory.mktemp("tiny")
+    write_demo_corpus(root, clips_per_genre=2, seed=0, duration=1.0)
+    return root
+
+
+class ArchiveServer(http.server.ThreadingHTTPServer):
+    """Serves `files` ({url path: bytes}) on 127.0.0.1 with HTTP Range support.
+
+    A path in `drop_once` has its first response cut after half its bytes.
+    `requests` records (path, Range header) of every request.
+    """
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files, self.drop_once, self.requests = {}, set(), []
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        if self.path in server.drop_once:
+            server.drop_once.discard(self.path)
+            self.wfile.write(data[start:start + (len(data) - start) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)  # the connection drops mid-body
+            return
+        self.wfile.write(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    server = ArchiveServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def project_files():
+    """The project's files as git sees them: tracked and new, not ignored."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [name for name in listed if (PROJECT / name).is_file()]
+
+
+def run_in(folder, *command, check=True):
+    """Run a command in `folder` with this interpreter's environment; returns the CompletedProcess."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1", PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def make_clone(tmp_path):
+    """A function(name, {dotted param: value}) -> a fresh git repository of the project, those params set."""
+    import yaml
+
+    def make(name="clone", overrides=None):
+        clone = tmp_path / name
+        for relative in project_files():
+            (clone / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT / relative, clone / relative)
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        for dotted, value in (overrides or {}).items():
+            *groups, key = dotted.split(".")
+            target = params
+            for group in groups:
+                target = target[group]
+            target[key] = value
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        (clone / "dvc.lock").unlink(missing_ok=True)
+        shutil.rmtree(clone / "metrics", ignore_errors=True)
+        run_in(clone, "git", "init", "-q", "-b", "main")
+        run_in(clone, "git", "config", "user.name", "test")
+        run_in(clone, "git", "config", "user.email", "test@example.com")
+        run_in(clone, "git", "add", "-A")
+        run_in(clone, "git", "commit", "-q", "-m", "clone of the project")
+        return clone
+
+    return make
