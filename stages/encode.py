@@ -23,11 +23,11 @@ def one_hot(genres, classes=GENRES):
     is the seed's `np.unique(labels, return_inverse=True)` encoding, and a genre absent
     from a run keeps its column.
     """
-    index = pd.Categorical(genres, categories=classes).codes
-    if (index < 0).any():
-        unknown = sorted(set(genres) - set(classes))
+    column = {genre: i for i, genre in enumerate(classes)}
+    unknown = sorted(set(genres) - set(column))
+    if unknown:
         raise ValueError(f"genres not among the classes: {unknown}")
-    return np.eye(len(classes), dtype=np.float32)[index]
+    return np.eye(len(classes), dtype=np.float32)[[column[genre] for genre in genres]]
 
 
 def main():

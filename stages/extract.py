@@ -7,6 +7,8 @@ and `skipped.csv` (track_id, reason) for clips that could not be used.
 
 import multiprocessing
 import os
+import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import librosa
@@ -56,9 +58,26 @@ def featurize(y, features):
 
 
 def load_audio(path, sample_rate=22050):
-    """Decode any file librosa reads, as mono float32 at `sample_rate` Hz."""
-    y, _ = librosa.load(path, sr=sample_rate, mono=True)
+    """Decode any file librosa reads, as mono float32 at `sample_rate` Hz.
+
+    Decoders' own complaints about a broken file are silenced: the caller reports the error.
+    """
+    with open(os.devnull, "w") as devnull, redirect_fd(2, devnull), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, _ = librosa.load(path, sr=sample_rate, mono=True)
     return y
+
+
+@contextmanager
+def redirect_fd(fd, file):
+    """Point the OS-level file descriptor `fd` at `file` for a while (C libraries write there directly)."""
+    saved = os.dup(fd)
+    try:
+        os.dup2(file.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _featurize_file(task):
@@ -73,11 +92,6 @@ def _featurize_file(task):
         return None, 0, f"cannot decode: {error.__class__.__name__}: {error}".strip()
 
 
-def _one_thread_each():
-    # Two workers with two BLAS threads each would fight over the two cores.
-    threadpool_limits(1)
-
-
 def extract(paths, features, n_jobs=0):
     """Feature rows for the audio files `paths`, in their order, whatever `n_jobs`.
 
@@ -87,8 +101,16 @@ def extract(paths, features, n_jobs=0):
     n_jobs = n_jobs or os.cpu_count()
     tasks = [(path, features) for path in paths]
     rows, n_samples, reasons = [], [], []
-    with multiprocessing.get_context("fork").Pool(n_jobs, _one_thread_each) if n_jobs > 1 else _Inline() as pool:
-        for row, length, reason in progress(pool.imap(_featurize_file, tasks, chunksize=4), len(tasks), "extract"):
+    with ExitStack() as stack:
+        # One BLAS thread per process: two workers with two threads each would fight over two
+        # cores, and rows computed with other thread counts differ in the last bits.
+        if n_jobs > 1:
+            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(n_jobs, threadpool_limits, (1,)))
+            results = pool.imap(_featurize_file, tasks, chunksize=4)
+        else:
+            stack.enter_context(threadpool_limits(1))
+            results = map(_featurize_file, tasks)
+        for row, length, reason in progress(results, len(tasks), "extract"):
             if row is not None:
                 rows.append(row)
             n_samples.append(length)
@@ -96,19 +118,6 @@ def extract(paths, features, n_jobs=0):
     width = rows[0].shape[-1] if rows else 0
     matrix = np.stack(rows) if rows else np.empty((0, width), np.float32)
     return matrix, np.array(n_samples), reasons
-
-
-class _Inline:
-    """A one-process stand-in for multiprocessing.Pool (n_jobs=1)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, function, tasks, chunksize=1):
-        return map(function, tasks)
 
 
 def main():

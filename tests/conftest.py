@@ -137,31 +137,24 @@ def run_in(folder, *command, check=True):
     return result
 
 
-@pytest.fixture
-def make_clone(tmp_path):
-    """A function(name, {dotted param: value}) -> a fresh git repository of the project, those params set."""
+def clone_project(clone, overrides=None):
+    """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml."""
     import yaml
-
-    def make(name="clone", overrides=None):
-        clone = tmp_path / name
-        for relative in project_files():
-            (clone / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT / relative, clone / relative)
-        params = yaml.safe_load((clone / "params.yaml").read_text())
-        for dotted, value in (overrides or {}).items():
-            *groups, key = dotted.split(".")
-            target = params
-            for group in groups:
-                target = target[group]
-            target[key] = value
-        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        (clone / "dvc.lock").unlink(missing_ok=True)
-        shutil.rmtree(clone / "metrics", ignore_errors=True)
-        run_in(clone, "git", "init", "-q", "-b", "main")
-        run_in(clone, "git", "config", "user.name", "test")
-        run_in(clone, "git", "config", "user.email", "test@example.com")
-        run_in(clone, "git", "add", "-A")
-        run_in(clone, "git", "commit", "-q", "-m", "clone of the project")
-        return clone
-
-    return make
+    for relative in project_files():
+        (clone / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / relative, clone / relative)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    for dotted, value in (overrides or {}).items():
+        *groups, key = dotted.split(".")
+        target = params
+        for group in groups:
+            target = target[group]
+        target[key] = value
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (clone / "dvc.lock").unlink(missing_ok=True)
+    run_in(clone, "git", "init", "-q", "-b", "main")
+    run_in(clone, "git", "config", "user.name", "test")
+    run_in(clone, "git", "config", "user.email", "test@example.com")
+    run_in(clone, "git", "add", "-A")
+    run_in(clone, "git", "commit", "-q", "-m", "clone of the project")
+    return clone

@@ -1,0 +1,82 @@
+"""Params validation, atomic writes and progress: what every stage relies on."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROJECT
+from stages.common import UserError, atomic_output, load_params, progress, validate
+
+PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
+
+
+def edited(dotted, value):
+    params = copy.deepcopy(PARAMS)
+    *groups, key = dotted.split(".")
+    target = params
+    for group in groups:
+        target = target[group]
+    if value is KeyError:
+        del target[key]
+    else:
+        target[key] = value
+    return params
+
+
+def test_the_shipped_params_are_valid():
+    validate(PARAMS)
+
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("epochs", -3, "params.yaml: 'epochs' must be an integer >= 1, got -3"),
+    ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, fault_filtered"),
+    ("train.learning_rate", "fast", "'train.learning_rate' must be a number"),
+    ("data.md5", "abc", "'data.md5' must be 32 lowercase hex digits"),
+    ("features.mfcc.n_values", 0, "'features.mfcc.n_values' must be an integer >= 1"),
+    ("seed", KeyError, "missing key 'seed'"),
+])
+def test_a_bad_value_is_named_in_one_line(dotted, value, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        validate(edited(dotted, value))
+    assert "\n" not in str(error.value)
+
+
+def test_a_typo_in_a_key_is_named_with_a_suggestion():
+    params = edited("train.batch_size", KeyError)
+    params["train"]["batch_sise"] = 32
+    with pytest.raises(UserError, match=r"unknown key 'train.batch_sise' \(did you mean 'train.batch_size'\?\)"):
+        validate(params)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 1\nepochs: [10\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_atomic_output_replaces_the_target_only_on_success(tmp_path):
+    target = tmp_path / "out"
+    with atomic_output(target) as staging:
+        staging.mkdir()
+        (staging / "a.txt").write_text("complete")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as staging:
+            staging.mkdir()
+            (staging / "a.txt").write_text("half")
+            raise RuntimeError("disk full, say")
+    assert (target / "a.txt").read_text() == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary left behind"
+
+
+def test_atomic_output_keeps_the_suffix_for_picky_writers(tmp_path):
+    with atomic_output(tmp_path / "model.keras") as temporary:
+        assert Path(temporary).suffix == ".keras"
+        Path(temporary).write_text("x")
+
+
+def test_progress_logs_about_ten_plain_lines_off_a_terminal(capsys):
+    assert list(progress(range(100), 100, "extract")) == list(range(100))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[-1] == "extract: 100/100 clips (100%)"
