@@ -78,7 +78,7 @@ def load_model(path=MODEL, n_values=None):
     import keras
     if not Path(path).exists():
         raise UserError(f"no model at {path}: run `dvc repro train` first, or pass --model")
-    model = keras.models.load_model(path)
+    model = keras.models.load_model(path, compile=False)  # the optimizer state is not needed to predict
     width = model.input_shape[-1]
     if n_values is not None and width != n_values:
         raise UserError(f"{path} takes {width} values per clip, but the features have {n_values}: "

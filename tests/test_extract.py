@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stages.extract import ClipTooShort, extract, mfcc_values
+from stages.extract import ClipTooShort, extract, mfcc_matrix, mfcc_values
 
 FEATURES = {"kind": "mfcc", "sample_rate": 22050,
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
@@ -26,6 +26,15 @@ def test_rows_equal_the_seed_recipe_on_real_gtzan_clips(sample_dir):
     assert reasons == [None] * 10
     for row, clip in zip(matrix, clips):
         np.testing.assert_allclose(row, seed_recipe(clip), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_fft, hop_length, n_mels", [(2048, 512, 128), (1024, 256, 64)])
+def test_mfcc_matrix_is_librosas_mfcc(n_fft, hop_length, n_mels):
+    y = np.random.default_rng(3).uniform(-0.5, 0.5, 22050 * 5).astype(np.float32)
+    ours = mfcc_matrix(y, 22050, 13, n_fft, hop_length, n_mels)
+    theirs = librosa.feature.mfcc(y=y, sr=22050, n_mfcc=13, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    assert ours.shape == theirs.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())
 
 
 def test_values_are_scaled_into_minus_one_to_one():
