@@ -222,7 +222,7 @@ def run(main):
         if error.errno != errno.ENOSPC:
             raise
         log(f"error: no space left on device writing {error.filename or 'output'}: "
-            "free some disk space (a full GTZAN run needs about 4 GB) and run again")
+            "free some disk space (a full GTZAN run needs about 3 GB) and run again")
         sys.exit(1)
     except KeyboardInterrupt:
         log("interrupted: nothing half-written was kept; run again to resume")

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 import time
 
 import pytest
@@ -63,6 +64,16 @@ def test_the_same_params_give_byte_identical_metrics(repo):
     dvc(repo, "repro", "--force", "--single-item", "train")
     dvc(repo, "repro", "--force", "--single-item", "evaluate")
     assert {name: (repo / name).read_bytes() for name in files} == before
+
+
+def test_predict_tells_the_genre_of_held_back_demo_clips(repo):
+    held_back = (repo / "data/split/test.txt").read_text().split()
+    songs = [f"data/raw/genres/{track.split('.')[0]}/{track}.wav" for track in held_back]
+    result = run_in(repo, sys.executable, "-m", "stages.predict", "--json", *songs)
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == len(held_back)
+    right = {answer["top"][0]["genre"] for answer in answers if answer["song"].split("/")[-2] == answer["top"][0]["genre"]}
+    assert len(right) >= 3, answers
 
 
 def test_changing_epochs_leaves_the_data_stages_unchanged(repo):
