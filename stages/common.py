@@ -22,6 +22,10 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, without a traceback."""
 
 
+class ClipTooShort(ValueError):
+    """The audio is too short for the features asked for."""
+
+
 # ---------------------------------------------------------------- params
 
 def _integer(minimum):
@@ -55,6 +59,11 @@ def _texts(value):
         return "must be a list of strings"
 
 
+def _path_or_null(value):
+    if value is not None and not (isinstance(value, str) and value):
+        return "must be a file path, or null"
+
+
 def _md5_or_null(value):
     if value is not None and not (isinstance(value, str) and len(value) == 32
                                   and all(c in "0123456789abcdef" for c in value)):
@@ -73,7 +82,7 @@ SCHEMA = {
         "demo_clips_per_genre": _integer(10),
     },
     "features": {
-        "kind": _choice("mfcc"),
+        "kind": _choice("mfcc", "musicnn"),
         "sample_rate": _integer(1),
         "n_jobs": _integer(0),
         "mfcc": {
@@ -83,13 +92,20 @@ SCHEMA = {
             "n_mels": _integer(1),
             "n_values": _integer(1),
         },
+        "musicnn": {
+            "layer": _choice("penultimate", "max_pool", "mean_pool", "taggram"),
+            "pooling": _choice("mean", "max"),
+        },
+    },
+    "pretrained": {
+        "wheel": _path_or_null,
     },
     "split": {
         "method": _choice("random", "stratified", "fault_filtered"),
         "train_fraction": _number(0.05, 0.95),
     },
     "train": {
-        "hidden_units": _integer(1),
+        "hidden_units": _integer(0),
         "learning_rate": _number(1e-7, 1.0),
         "batch_size": _integer(1),
         "validation_split": _number(0.0, 0.9),

@@ -19,14 +19,11 @@ import pandas as pd
 import scipy.fft
 from threadpoolctl import threadpool_limits
 
-from stages.common import GENRES, UserError, atomic_output, load_params, log, progress, run
+from stages.common import GENRES, ClipTooShort, UserError, atomic_output, load_params, log, progress, run
+from stages.musicnn import LAYERS, musicnn_embedding
 
 RAW = Path("data/raw")
 FEATURES = Path("data/features")
-
-
-class ClipTooShort(ValueError):
-    """The audio gives fewer feature values than asked for."""
 
 
 @functools.lru_cache
@@ -70,8 +67,16 @@ def mfcc_values(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128, 
     return flat[..., :n_values].astype(np.float32, copy=False)
 
 
-KINDS = {"mfcc": mfcc_values}
+KINDS = {"mfcc": mfcc_values, "musicnn": musicnn_embedding}
 """features.kind -> function(y, sr, **params['features'][kind]) -> (..., n_values) float32."""
+
+WIDTHS = {"mfcc": lambda params: params["n_values"], "musicnn": lambda params: LAYERS[params["layer"]]}
+"""features.kind -> function(params['features'][kind]) -> n_values, known before any audio is read."""
+
+
+def feature_width(features):
+    """Values per clip of the `features` params group."""
+    return WIDTHS[features["kind"]](features[features["kind"]])
 
 
 def featurize(y, features):

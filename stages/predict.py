@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import GENRES, UserError, load_params, log, run
-from stages.extract import ClipTooShort, featurize, load_audio
+from stages.common import GENRES, ClipTooShort, UserError, load_params, log, run
+from stages.extract import feature_width, featurize, load_audio
 from stages.train import MODEL, load_model, top_genres
 
 AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
@@ -68,7 +68,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     features = load_params()["features"]
-    model = load_model(args.model, n_values=features[features["kind"]]["n_values"])
+    model = load_model(args.model, n_values=feature_width(features))
     if not args.json:
         print(f"{'song':40}  {'windows':>7}  {'1st':>15}  {'2nd':>15}  {'3rd':>15}")
     failed = 0

@@ -43,11 +43,15 @@ def seed_everything(seed):
 
 
 def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001):
-    """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam."""
+    """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam.
+
+    hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier.
+    """
     import keras
+    hidden = [keras.layers.Dense(hidden_units, activation="relu")] if hidden_units else []
     model = keras.Sequential([
         keras.Input(shape=(n_inputs,)),
-        keras.layers.Dense(hidden_units, activation="relu"),
+        *hidden,
         keras.layers.Dense(n_classes, activation="softmax"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),

