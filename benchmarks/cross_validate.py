@@ -1,6 +1,6 @@
 """5-fold cross-validation on the 50 real GTZAN sample clips: the seed's MFCC recipe against musicnn embeddings.
 
-    python benchmarks/cross_validate.py [--epochs 10]
+    python benchmarks/cross_validate.py [--epochs 50]
 
 Fold k tests on clip k of every genre (10 clips) and trains on the other 40, so every
 fold is stratified and the folds are fixed. Every musicnn layer and pooling is scored,
@@ -37,14 +37,14 @@ def cross_validate(x, genres, epochs, hidden_units):
     with tempfile.TemporaryDirectory() as folder:
         for k in range(5):
             model, _ = train(x[fold != k], y[fold != k], epochs=epochs, seed=k, hidden_units=hidden_units,
-                             validation_split=0.0, log_path=Path(folder) / "log.csv")
+                             validation_split=0.0, log_path=Path(folder) / "log.csv", verbose=0)
             accuracies.append(np.mean(model.predict_on_batch(x[fold == k]).argmax(axis=1) == genres[fold == k]))
     return float(np.mean(accuracies))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=50)
     args = parser.parse_args()
     clips = [SAMPLE_DIR / genre / f"{genre}.{k:05d}.wav" for genre in GENRES for k in range(5)]
     if not all(clip.is_file() for clip in clips):

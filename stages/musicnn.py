@@ -32,8 +32,9 @@ def log_mel_patches(y, sr=22050):
     whole patches only. Raises ClipTooShort for audio shorter than one patch.
     """
     audio = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE) if sr != SAMPLE_RATE else y
+    # pad_mode="reflect": the stft default of librosa 0.7, which the package was trained with.
     mel = librosa.feature.melspectrogram(y=audio, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT,
-                                         n_mels=N_MELS).T
+                                         n_mels=N_MELS, pad_mode="reflect").T
     # The package rounds to float16 first; the logarithm is taken in float32, where 10000 x cannot overflow.
     mel = np.log10(10000 * mel.astype(np.float16).astype(np.float32) + 1)
     n_patches = len(mel) // PATCH_FRAMES

@@ -60,11 +60,12 @@ def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001):
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
-          batch_size=32, validation_split=0.2, log_path=TRAIN_LOG):
+          batch_size=32, validation_split=0.2, log_path=TRAIN_LOG, verbose=2):
     """Fit the seed's network on x (n_clips, n_values), y (n_clips, n_classes).
 
     Validates on `validation` (x, y) if given, else on the last `validation_split` of x,
-    as Keras does. Writes one line per epoch to the CSV `log_path`; returns (model, history).
+    as Keras does. Writes one line per epoch to the CSV `log_path` (and, with verbose=2, to
+    the console); returns (model, history).
     """
     import keras
     seed_everything(seed)
@@ -73,7 +74,7 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
         history = model.fit(
             x, y, epochs=epochs, batch_size=batch_size,
             validation_data=validation, validation_split=0.0 if validation else validation_split,
-            callbacks=[keras.callbacks.CSVLogger(str(temporary))], verbose=2)
+            callbacks=[keras.callbacks.CSVLogger(str(temporary))], verbose=verbose)
     return model, history.history
 
 

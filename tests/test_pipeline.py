@@ -153,8 +153,7 @@ def test_repro_download_on_a_real_gtzan_archive_over_http(sample_dir, server, tm
 
 
 def test_musicnn_embeddings_run_through_the_whole_pipeline(tmp_path):
-    repo = clone_project(tmp_path / "repo", DEMO | {"features.kind": "musicnn", "train.hidden_units": 0,
-                                                     "epochs": 30})
+    repo = clone_project(tmp_path / "repo", DEMO | {"features.kind": "musicnn", "epochs": 50})
     result = dvc(repo, "repro", "evaluate", check=False)
     if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
         pytest.skip("PyPI cannot be reached here, and no wheel is given")

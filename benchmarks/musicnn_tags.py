@@ -1,0 +1,41 @@
+"""The top-5 MSD tags our Keras MSD_musicnn gives the first real sample clip of each genre.
+
+    python benchmarks/musicnn_tags.py [--clip 0]
+
+Prints a Markdown table (the one in the README). Needs GTZAN_SAMPLE_DIR and pip access to PyPI.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
+
+import numpy as np  # noqa: E402
+
+from conftest import SAMPLE_DIR  # noqa: E402
+from stages.common import GENRES  # noqa: E402
+from stages.extract import load_audio  # noqa: E402
+from stages.musicnn import TAGS, log_mel_patches, pretrained_model  # noqa: E402
+from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        unpack_checkpoint(download_wheel(folder), Path(folder) / "pretrained")
+        model = pretrained_model(Path(folder) / "pretrained/MSD_musicnn")
+    print("| clip | top-5 tags (mean probability over the 3 s patches) |\n| --- | --- |")
+    for genre in GENRES:
+        track = f"{genre}.{args.clip:05d}"
+        y = load_audio(SAMPLE_DIR / genre / f"{track}.wav", 22050)
+        tags = np.asarray(model.predict_on_batch(log_mel_patches(y, 22050))["taggram"]).mean(axis=0)
+        print(f"| {track} | " + ", ".join(f"{TAGS[i]} {tags[i]:.2f}" for i in np.argsort(-tags)[:5]) + " |")
+
+
+if __name__ == "__main__":
+    main()
