@@ -163,3 +163,5 @@ def test_musicnn_embeddings_run_through_the_whole_pipeline(tmp_path):
     assert read_json(repo / "metrics/eval.json")["test_clips"] == 20
     import numpy as np
     assert np.load(repo / "data/features/features.npy").shape == (100, 200)
+    predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
+    assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 10
