@@ -192,12 +192,6 @@ def write_csv(path, frame):
         frame.to_csv(temporary, index=False)
 
 
-def save_npy(path, array):
-    with atomic_output(path) as temporary, open(temporary, "wb") as file:
-        import numpy as np
-        np.save(file, array)
-
-
 # ---------------------------------------------------------------- console
 
 def log(message):

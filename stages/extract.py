@@ -20,7 +20,7 @@ import scipy.fft
 from threadpoolctl import threadpool_limits
 
 from stages.common import GENRES, ClipTooShort, UserError, atomic_output, load_params, log, progress, run
-from stages.musicnn import LAYERS, musicnn_embedding
+from stages.musicnn import CHECKPOINT, LAYERS, musicnn_embedding
 
 RAW = Path("data/raw")
 FEATURES = Path("data/features")
@@ -170,6 +170,8 @@ def extract(paths, features, n_jobs=0):
 def main():
     params = load_params()
     features = params["features"]
+    if features["kind"] == "musicnn" and not (CHECKPOINT / ".index").is_file():
+        raise UserError(f"features.kind=musicnn needs the checkpoint in {CHECKPOINT}: run `dvc repro pretrained`")
     tracks = pd.read_csv(RAW / "tracks.csv")
     # Stable row order: genres in GTZAN's order, then clips by track id.
     tracks["genre"] = pd.Categorical(tracks["genre"], categories=GENRES, ordered=True)

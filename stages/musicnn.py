@@ -115,10 +115,17 @@ def load_weights(model, checkpoint=CHECKPOINT):
 
 @functools.lru_cache
 def pretrained_model(checkpoint=CHECKPOINT):
-    """The model with its weights, built once per process; TensorFlow kept to one thread, as a worker of many."""
+    """The model with its weights, built once per process.
+
+    In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread;
+    where it already runs (predict has loaded its classifier) it keeps its threads.
+    """
     import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
     model = build_model()
     load_weights(model, checkpoint)
     return model

@@ -75,11 +75,14 @@ def main(argv=None):
     for song, problem in songs(args.songs):
         if problem is None:
             try:
-                probabilities, n_windows = classify(load_audio(song, features["sample_rate"]), model, features)
-            except ClipTooShort as error:
-                problem = f"too short for the features: {error}"
+                y = load_audio(song, features["sample_rate"])
             except Exception as error:  # decoders raise many types; each file gets its own line
                 problem = f"cannot decode ({error.__class__.__name__})"
+        if problem is None:
+            try:
+                probabilities, n_windows = classify(y, model, features)
+            except ClipTooShort as error:
+                problem = f"too short for the features: {error}"
         if problem is not None:
             log(f"predict: {song}: {problem}")
             failed += 1
