@@ -1,13 +1,14 @@
 """Params validation, atomic writes and progress: what every stage relies on."""
 
 import copy
+import errno
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import PROJECT
-from stages.common import UserError, atomic_output, load_params, progress, validate
+from stages.common import UserError, atomic_output, load_params, progress, run, validate
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
@@ -80,3 +81,22 @@ def test_progress_logs_about_ten_plain_lines_off_a_terminal(capsys):
     assert list(progress(range(100), 100, "extract")) == list(range(100))
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 10 and lines[-1] == "extract: 100/100 clips (100%)"
+
+
+def test_a_full_disk_ends_in_one_line_and_exit_status_1(capsys):
+    def main():
+        raise OSError(errno.ENOSPC, "No space left on device", "data/raw/genres/blues/blues.00001.au")
+    with pytest.raises(SystemExit) as stopped:
+        run(main)
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == ("error: no space left on device writing data/raw/genres/blues/blues.00001.au: "
+                                       "free some disk space (a full GTZAN run needs about 3 GB) and run again\n")
+
+
+def test_a_user_error_ends_in_one_line_without_traceback(capsys):
+    def main():
+        raise UserError("params.yaml: missing key 'seed'")
+    with pytest.raises(SystemExit) as stopped:
+        run(main)
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == "error: params.yaml: missing key 'seed'\n"
