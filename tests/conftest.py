@@ -137,6 +137,17 @@ def run_in(folder, *command, check=True):
     return result
 
 
+def set_dotted(params, dotted, value):
+    """Set params['a']['b'] for dotted 'a.b'; value KeyError deletes the key instead."""
+    *groups, key = dotted.split(".")
+    for group in groups:
+        params = params[group]
+    if value is KeyError:
+        del params[key]
+    else:
+        params[key] = value
+
+
 def clone_project(clone, overrides=None):
     """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml."""
     import yaml
@@ -145,11 +156,7 @@ def clone_project(clone, overrides=None):
         shutil.copy2(PROJECT / relative, clone / relative)
     params = yaml.safe_load((clone / "params.yaml").read_text())
     for dotted, value in (overrides or {}).items():
-        *groups, key = dotted.split(".")
-        target = params
-        for group in groups:
-            target = target[group]
-        target[key] = value
+        set_dotted(params, dotted, value)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (clone / "dvc.lock").unlink(missing_ok=True)
     run_in(clone, "git", "init", "-q", "-b", "main")

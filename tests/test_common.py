@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT
+from conftest import PROJECT, set_dotted
 from stages.common import UserError, atomic_output, load_params, progress, run, validate
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
@@ -15,14 +15,7 @@ PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
 def edited(dotted, value):
     params = copy.deepcopy(PARAMS)
-    *groups, key = dotted.split(".")
-    target = params
-    for group in groups:
-        target = target[group]
-    if value is KeyError:
-        del target[key]
-    else:
-        target[key] = value
+    set_dotted(params, dotted, value)
     return params
 
 

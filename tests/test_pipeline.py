@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from conftest import clone_project, clip_members, make_tar_gz, run_in
+from conftest import clip_members, clone_project, make_tar_gz, run_in, set_dotted
 from test_download import md5_of
 
 DEMO = {"data.source": "demo", "data.demo_clips_per_genre": 10}
@@ -20,11 +20,7 @@ def dvc(repo, *args, check=True):
 
 def set_param(repo, dotted, value):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    *groups, key = dotted.split(".")
-    target = params
-    for group in groups:
-        target = target[group]
-    target[key] = value
+    set_dotted(params, dotted, value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
