@@ -55,6 +55,18 @@ def songs(paths):
             yield path, "no such file or folder"
 
 
+def predict_song(path, model, features):
+    """(probabilities (n_classes,), n_windows) of one audio file; UserError says why it cannot be classified."""
+    try:
+        y = load_audio(path, features["sample_rate"])
+    except Exception as error:  # decoders raise many types; each file gets its own line
+        raise UserError(f"cannot decode ({error.__class__.__name__})")
+    try:
+        return classify(y, model, features)
+    except ClipTooShort as error:
+        raise UserError(f"too short for the features: {error}")
+
+
 def format_row(song, n_windows, best):
     guesses = "  ".join(f"{genre:>9} {p:5.1%}" for genre, p in best)
     return f"{str(song):40}  {n_windows:7}  {guesses}"
@@ -73,18 +85,12 @@ def main(argv=None):
         print(f"{'song':40}  {'windows':>7}  {'1st':>15}  {'2nd':>15}  {'3rd':>15}")
     failed = 0
     for song, problem in songs(args.songs):
-        if problem is None:
-            try:
-                y = load_audio(song, features["sample_rate"])
-            except Exception as error:  # decoders raise many types; each file gets its own line
-                problem = f"cannot decode ({error.__class__.__name__})"
-        if problem is None:
-            try:
-                probabilities, n_windows = classify(y, model, features)
-            except ClipTooShort as error:
-                problem = f"too short for the features: {error}"
-        if problem is not None:
-            log(f"predict: {song}: {problem}")
+        try:
+            if problem is not None:
+                raise UserError(problem)
+            probabilities, n_windows = predict_song(song, model, features)
+        except UserError as error:
+            log(f"predict: {song}: {error}")
             failed += 1
             continue
         best = top_genres(probabilities[np.newaxis], GENRES)[0]

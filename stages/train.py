@@ -104,7 +104,8 @@ def main():
     x, y, _ = train_set
     if len(x) == 0:
         raise UserError("the training set is empty: check the split params")
-    validation = f"{len(valid_set[0])} listed clips" if valid_set else f"the last {params['train']['validation_split']:.0%}"
+    validation = (f"{len(valid_set[0])} listed clips" if valid_set
+                  else f"the last {params['train']['validation_split']:.0%}")
     log(f"train: {len(x)} clips x {x.shape[1]} values, validating on {validation}")
     model, history = train(x, y, valid_set[:2] if valid_set else None, params["epochs"], params["seed"],
                            **params["train"])
