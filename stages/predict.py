@@ -67,9 +67,9 @@ def predict_song(path, model, features):
         raise UserError(f"too short for the features: {error}")
 
 
-def format_row(song, n_windows, best):
+def format_row(song, n_windows, best, width=40):
     guesses = "  ".join(f"{genre:>9} {p:5.1%}" for genre, p in best)
-    return f"{str(song):40}  {n_windows:7}  {guesses}"
+    return f"{str(song):{width}}  {n_windows:7}  {guesses}"
 
 
 def main(argv=None):
@@ -81,10 +81,12 @@ def main(argv=None):
 
     features = load_params()["features"]
     model = load_model(args.model, n_values=feature_width(features))
+    named = list(songs(args.songs))
+    width = max(len(str(song)) for song, _ in named)
     if not args.json:
-        print(f"{'song':40}  {'windows':>7}  {'1st':>15}  {'2nd':>15}  {'3rd':>15}")
+        print(f"{'song':{width}}  {'windows':>7}  {'1st':>15}  {'2nd':>15}  {'3rd':>15}")
     failed = 0
-    for song, problem in songs(args.songs):
+    for song, problem in named:
         try:
             if problem is not None:
                 raise UserError(problem)
@@ -98,7 +100,7 @@ def main(argv=None):
             print(json.dumps({"song": str(song), "windows": n_windows,
                               "top": [{"genre": g, "probability": round(p, 4)} for g, p in best]}), flush=True)
         else:
-            print(format_row(song, n_windows, best), flush=True)
+            print(format_row(song, n_windows, best, width), flush=True)
     if failed:
         raise UserError(f"{failed} of the songs could not be classified (see above)")
 
