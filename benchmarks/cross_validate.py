@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from conftest import SAMPLE_DIR  # noqa: E402
 from stages.common import GENRES, load_params  # noqa: E402
 from stages.extract import extract, load_audio  # noqa: E402
-from stages.musicnn import LAYERS, log_mel_patches, pretrained_model  # noqa: E402
+from stages.musicnn import LAYERS, patch_outputs  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
 from stages.train import train  # noqa: E402
 
@@ -64,10 +64,10 @@ def main():
 
     # Every layer of every clip at once; then each pooling over the clip's patches.
     sr = features["sample_rate"]
-    outputs = [pretrained_model().predict_on_batch(log_mel_patches(load_audio(clip, sr), sr)) for clip in clips]
+    outputs = [patch_outputs(load_audio(clip, sr), sr) for clip in clips]
     for layer in LAYERS:
         for pooling, pool in (("mean", np.mean), ("max", np.max)):
-            x = np.stack([pool(np.asarray(output[layer]), axis=0) for output in outputs])
+            x = np.stack([pool(output[layer], axis=0) for output in outputs])
             rows.append((f"musicnn {layer}, {pooling} over patches", x))
 
     print(f"\n5-fold cross-validated accuracy on {len(clips)} real clips, {args.epochs} epochs")

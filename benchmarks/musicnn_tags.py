@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from conftest import SAMPLE_DIR  # noqa: E402
 from stages.common import GENRES  # noqa: E402
 from stages.extract import load_audio  # noqa: E402
-from stages.musicnn import TAGS, log_mel_patches, pretrained_model  # noqa: E402
+from stages.musicnn import TAGS, patch_outputs, pretrained_model  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def main():
     for genre in GENRES:
         track = f"{genre}.{args.clip:05d}"
         y = load_audio(SAMPLE_DIR / genre / f"{track}.wav", 22050)
-        tags = np.asarray(model.predict_on_batch(log_mel_patches(y, 22050))["taggram"]).mean(axis=0)
+        tags = patch_outputs(y, 22050, model)["taggram"].mean(axis=0)
         print(f"| {track} | " + ", ".join(f"{TAGS[i]} {tags[i]:.2f}" for i in np.argsort(-tags)[:5]) + " |")
 
 

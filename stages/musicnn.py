@@ -131,10 +131,18 @@ def pretrained_model(checkpoint=CHECKPOINT):
     return model
 
 
+def patch_outputs(y, sr=22050, model=None):
+    """Every output of the model for each 3 s patch of audio y (n_samples,): {layer: (n_patches, width)}.
+
+    `model` defaults to the pretrained model of data/pretrained.
+    """
+    outputs = (model or pretrained_model()).predict_on_batch(log_mel_patches(y, sr))
+    return {layer: np.asarray(values) for layer, values in outputs.items()}
+
+
 def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean"):
     """One embedding per clip: (..., n_samples) audio -> (..., LAYERS[layer]) float32, pooled over its 3 s patches."""
     if y.ndim > 1:
         return np.stack([musicnn_embedding(clip, sr, layer, pooling) for clip in y])
-    outputs = pretrained_model().predict_on_batch(log_mel_patches(y, sr))
-    values = np.asarray(outputs[layer])
+    values = patch_outputs(y, sr)[layer]
     return (values.mean(axis=0) if pooling == "mean" else values.max(axis=0)).astype(np.float32)

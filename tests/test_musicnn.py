@@ -1,6 +1,5 @@
 """The pretrained stage and the Keras MSD_musicnn: weights, tags that make musical sense, errors."""
 
-import subprocess
 import sys
 import zipfile
 
@@ -9,19 +8,17 @@ import pytest
 
 from conftest import PROJECT, run_in
 from stages.common import ClipTooShort, UserError
-from stages.musicnn import LAYERS, TAGS, build_model, load_weights, log_mel_patches
-from stages.pretrained import WHEEL, unpack_checkpoint
+from stages.musicnn import LAYERS, TAGS, build_model, load_weights, log_mel_patches, patch_outputs
+from stages.pretrained import WHEEL, download_wheel, unpack_checkpoint
 
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory):
     """The musicnn 0.1.0 wheel, as the stage gets it; skips where PyPI cannot be reached."""
-    folder = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                             "musicnn==0.1.0", "--dest", str(folder), "--quiet"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot pip download musicnn 0.1.0 here: {result.stderr.strip()[-200:]}")
-    return folder / WHEEL
+    try:
+        return download_wheel(tmp_path_factory.mktemp("wheel"))
+    except UserError as error:
+        pytest.skip(f"cannot get the musicnn wheel here: {error}")
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +64,7 @@ def test_audio_shorter_than_a_patch_is_refused():
 def top_tags(model, path, k=5):
     import librosa
     y, sr = librosa.load(path)
-    tags = np.asarray(model.predict_on_batch(log_mel_patches(y, sr))["taggram"]).mean(axis=0)
+    tags = patch_outputs(y, sr, model)["taggram"].mean(axis=0)
     return [TAGS[i] for i in np.argsort(-tags)[:k]]
 
 
