@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psutil
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
-from conftest import SAMPLE_DIR, clone_project, run_in  # noqa: E402
+from conftest import SAMPLE_DIR, clone_project, run_in, tool_env  # noqa: E402
 from stages.common import GENRES  # noqa: E402
 from stages.demo_corpus import write_demo_corpus  # noqa: E402
+from stages.download import catalogue  # noqa: E402
 
 SEED_LOOP = textwrap.dedent("""
     import sys
@@ -57,17 +57,13 @@ def build_corpus(raw, clips_per_genre):
     else:
         write_demo_corpus(genres, clips_per_genre)
         source = "the demo corpus"
-    clips = sorted(genres.glob("*/*.wav"))
-    pd.DataFrame({"track_id": [c.stem for c in clips], "genre": [c.parent.name for c in clips],
-                  "path": [c.relative_to(raw).as_posix() for c in clips], "md5": "", "status": "ok",
-                  "source": "benchmark"}).to_csv(raw / "tracks.csv", index=False)
-    return len(clips), source
+    tracks = catalogue(raw, "benchmark")
+    tracks.to_csv(raw / "tracks.csv", index=False)
+    return len(tracks), source
 
 
 def run_command(command, cwd):
-    process = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"))
-    return process
+    return psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env())
 
 
 def wall_seconds(command, cwd):
@@ -105,6 +101,7 @@ def main():
         n_clips, source = build_corpus(repo / "data/raw", args.clips_per_genre)
         # DVC hashes data/raw once when `download` saves it; do that outside the timing too.
         run_in(repo, "dvc", "commit", "--force", "download", check=False)
+        run_in(repo, "dvc", "repro", "--single-item", "pretrained")  # extract's other input: a note for mfcc
         print(f"corpus: {n_clips} clips of 30 s from {source}; {os.cpu_count()} cores")
 
         (repo / "seed_loop.py").write_text(SEED_LOOP)

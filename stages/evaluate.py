@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay, f1_score, precision_recall_fscore_support
 
 from stages.common import UserError, atomic_output, run, write_csv, write_json
-from stages.train import FEATURES, load_model, load_set, top_genres
+from stages.train import data_source, load_model, load_set, top_genres
 
 CLASSES = Path("data/labels/classes.json")
 EVAL_METRICS = Path("metrics/eval.json")
@@ -75,7 +75,7 @@ def main():
     model = load_model(n_values=x.shape[1])
     probabilities = model.predict(x, verbose=0)
     metrics = scores(y, probabilities, classes)
-    source = pd.read_csv(FEATURES / "tracks.csv")["source"].iat[0]
+    source = data_source()
     write_json(EVAL_METRICS, {key: metrics[key] for key in ("accuracy", "loss", "macro_f1")}
                | {"test_clips": len(x), "source": source, "per_genre": metrics["per_genre"]})
     actual = [classes[i] for i in y.argmax(axis=1)]

@@ -34,6 +34,11 @@ def load_set(name, features=FEATURES, labels=LABELS, split=SPLIT):
     return x, np.load(labels)[rows], track_ids
 
 
+def data_source(features=FEATURES):
+    """Where the features' clips came from: "gtzan" or "demo", recorded by every stage since download."""
+    return pd.read_csv(features / "tracks.csv")["source"].iat[0]
+
+
 def seed_everything(seed):
     """Same seed, same numbers: Python, NumPy and Keras generators, deterministic TensorFlow ops."""
     import keras
@@ -113,7 +118,7 @@ def main():
         model.save(temporary)
     write_json(TRAIN_METRICS, {name: round(float(values[-1]), 6) for name, values in history.items()}
                | {"epochs": params["epochs"], "train_clips": len(x),
-                  "source": pd.read_csv(FEATURES / "tracks.csv")["source"].iat[0]})
+                  "source": data_source()})
 
 
 if __name__ == "__main__":

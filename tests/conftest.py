@@ -127,11 +127,15 @@ def project_files():
     return [name for name in listed if (PROJECT / name).is_file()]
 
 
+def tool_env():
+    """The environment for subprocesses: this interpreter's `python` and `dvc` first on PATH."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                DVC_NO_ANALYTICS="1", PYTHONDONTWRITEBYTECODE="1")
+
+
 def run_in(folder, *command, check=True):
     """Run a command in `folder` with this interpreter's environment; returns the CompletedProcess."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1", PYTHONDONTWRITEBYTECODE="1")
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=tool_env())
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
