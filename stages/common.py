@@ -1,21 +1,18 @@
-"""What every stage needs: params, the genre list, atomic writes, progress, clear errors."""
+"""What every stage needs: params, atomic writes, progress, clear errors."""
 
 import difflib
 import errno
 import json
 import os
+import re
 import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
-GENRES = ("blues", "classical", "country", "disco", "hiphop",
-          "jazz", "metal", "pop", "reggae", "rock")
-"""GTZAN's ten genres, in the order of its folders and of the one-hot columns."""
-
-PARAMS_FILE = Path("params.yaml")
+from stages.paths import PARAMS
 
 
 class UserError(Exception):
@@ -74,16 +71,22 @@ SCHEMA = {
     "seed": _integer(0),
     "epochs": _integer(1),
     "data": {
-        "source": _choice("gtzan", "demo"),
-        "url": _text,
-        "mirrors": _texts,
-        "md5": _md5_or_null,
-        "demo_seed": _integer(0),
-        "demo_clips_per_genre": _integer(10),
+        "source": _choice("gtzan", "demo", "folder"),
+        "folder": _text,
+        "gtzan": {
+            "url": _text,
+            "mirrors": _texts,
+            "md5": _md5_or_null,
+        },
+        "demo": {
+            "seed": _integer(0),
+            "clips_per_genre": _integer(10),
+        },
     },
     "features": {
         "kind": _choice("mfcc", "musicnn"),
         "sample_rate": _integer(1),
+        "windows": _choice("first", "all"),
         "n_jobs": _integer(0),
         "mfcc": {
             "n_mfcc": _integer(1),
@@ -103,12 +106,12 @@ SCHEMA = {
     "split": {
         "method": _choice("random", "stratified", "fault_filtered"),
         "train_fraction": _number(0.05, 0.95),
+        "validation_fraction": _number(0.05, 0.9),
     },
     "train": {
         "hidden_units": _integer(0),
         "learning_rate": _number(1e-7, 1.0),
         "batch_size": _integer(1),
-        "validation_split": _number(0.0, 0.9),
     },
 }
 
@@ -131,13 +134,16 @@ def validate(params, schema=SCHEMA, prefix=""):
             raise UserError(f"params.yaml: '{prefix}{key}' {problem}, got {params[key]!r}")
 
 
-def load_params(path=PARAMS_FILE):
-    """Read and validate params.yaml; every stage calls this first."""
+def load_params(path=PARAMS):
+    """Read and validate params.yaml; every stage calls this first.
+
+    Read as YAML 1.2, as DVC reads it: `1e-4` is the number 0.0001, not a string.
+    """
     try:
-        params = yaml.safe_load(Path(path).read_text())
+        params = YAML(typ="safe", pure=True).load(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path} not found: run the stage from the repository's top folder")
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path} is not valid YAML{where}: fix its syntax")
@@ -156,15 +162,36 @@ def remove(path):
         path.unlink()
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporaries of `path` left by processes that no longer run (SIGKILL, OOM, power loss)."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.tmp-(\d+){re.escape(path.suffix)}$")
+    for sibling in path.parent.glob(f".{path.stem}.tmp-*"):
+        match = pattern.match(sibling.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            remove(sibling)
+
+
 @contextmanager
 def atomic_output(path):
     """Yield a temporary sibling of `path` to write a file or folder into.
 
     On success it replaces `path` in one rename; on any error it is deleted,
-    so `path` is only ever absent, old or complete.
+    so `path` is only ever absent, old or complete. Temporaries of killed runs are deleted first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     # Keep the suffix: some writers (Keras) insist on it.
     temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     remove(temporary)
@@ -194,6 +221,18 @@ def write_csv(path, frame):
 
 # ---------------------------------------------------------------- console
 
+@contextmanager
+def redirect_fd(fd, file):
+    """Point the OS-level file descriptor `fd` at `file` for a while (C libraries write there directly)."""
+    saved = os.dup(fd)
+    try:
+        os.dup2(file.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -221,19 +260,32 @@ def progress(iterable, total, desc, unit="clips", size=None):
             next_report = done + total / 10
 
 
-def run(main):
-    """Run a stage's main(), turning a user's mistake into one line on stderr and exit status 1."""
+def no_space_left(error):
+    """Whether `error` (of any library) says the disk is full."""
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left" in str(error)
+
+
+def run(main, argv=None):
+    """Run a stage's main(), turning any failure into one line on stderr and a non-zero exit.
+
+    Set STAGES_TRACEBACK=1 to see the traceback of an unexpected error.
+    """
     try:
-        main()
+        main() if argv is None else main(argv)
     except UserError as error:
         log(f"error: {error}")
-        sys.exit(1)
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise
-        log(f"error: no space left on device writing {error.filename or 'output'}: "
-            "free some disk space (a full GTZAN run needs about 3 GB) and run again")
         sys.exit(1)
     except KeyboardInterrupt:
         log("interrupted: nothing half-written was kept; run again to resume")
         sys.exit(130)
+    except Exception as error:
+        if no_space_left(error):
+            log(f"error: no space left on device writing {getattr(error, 'filename', None) or 'output'}: "
+                "free some disk space (a full GTZAN run needs about 3 GB) and run again")
+            sys.exit(1)
+        if os.environ.get("STAGES_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split()) or "no message"
+        log(f"error: {error.__class__.__name__}: {message} "
+            "(unexpected: run again with STAGES_TRACEBACK=1 to see where, and report it)")
+        sys.exit(1)

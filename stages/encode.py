@@ -1,45 +1,37 @@
-"""Stage `encode`: one-hot genre labels, row i for row i of the features.
+"""Stage `encode`: one-hot labels, row i for row i of the features.
 
-Output in data/labels/: `onehot.npy` (n_clips, 10) float32 and `classes.json`,
-the genre of each column.
+Output in data/labels/: `classes.json`, the labels found in the data, sorted: the one
+source of truth for the one-hot columns, the model's outputs and every per-label report;
+and `onehot.npy` (n_rows, n_classes) float32.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from stages.common import GENRES, atomic_output, log, run
-
-FEATURE_TRACKS = Path("data/features/tracks.csv")
-LABELS = Path("data/labels")
+from stages.common import atomic_output, log, run
+from stages.dataset import read_tracks
+from stages.paths import CLASSES, FEATURE_TRACKS, LABELS, ONEHOT
 
 
-def one_hot(genres, classes=GENRES):
-    """(n_clips,) genre names -> (n_clips, len(classes)) float32, one 1 per row.
+def one_hot(labels):
+    """(n_rows,) label names -> (classes, (n_rows, n_classes) float32 with one 1 per row).
 
-    The columns are always all of `classes`, in their order: for GTZAN's full set this
-    is the seed's `np.unique(labels, return_inverse=True)` encoding, and a genre absent
-    from a run keeps its column.
+    The seed's encoding, `np.unique(labels, return_inverse=True)`: classes sorted, for
+    GTZAN its ten genres in alphabetical order.
     """
-    column = {genre: i for i, genre in enumerate(classes)}
-    unknown = sorted(set(genres) - set(column))
-    if unknown:
-        raise ValueError(f"genres not among the classes: {unknown}")
-    return np.eye(len(classes), dtype=np.float32)[[column[genre] for genre in genres]]
+    classes, index = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    return [str(c) for c in classes], np.eye(len(classes), dtype=np.float32)[index]
 
 
 def main():
-    genres = pd.read_csv(FEATURE_TRACKS)["genre"].to_numpy()
-    absent = [genre for genre in GENRES if genre not in set(genres)]
-    if absent:
-        log(f"encode: no clips of {', '.join(absent)}; their columns stay, all zeros")
+    labels = read_tracks(FEATURE_TRACKS)["label"]
+    classes, onehot = one_hot(labels)
     with atomic_output(LABELS) as staging:
         staging.mkdir()
-        np.save(staging / "onehot.npy", one_hot(genres))
-        (staging / "classes.json").write_text(json.dumps(list(GENRES)) + "\n")
-    log(f"encode: {len(genres)} labels x {len(GENRES)} classes")
+        np.save(staging / ONEHOT.name, onehot)
+        (staging / CLASSES.name).write_text(json.dumps(classes, ensure_ascii=False) + "\n", encoding="utf-8")
+    log(f"encode: {len(labels)} rows x {len(classes)} classes")
 
 
 if __name__ == "__main__":

@@ -1,65 +1,78 @@
-"""Stage `evaluate`: the trained model on the test clips only.
+"""Stage `evaluate`: the trained model on the test tracks only.
 
-Output in metrics/: `eval.json` (accuracy, loss, macro F1, per-genre precision,
-recall and F1, test clip count, data source), `confusion.csv` (actual, predicted:
-one record per test clip), `confusion.png` and `misclassified.csv` (top-3 guesses).
+Output in metrics/: `eval.json` (row-level accuracy, loss and macro F1; track-level accuracy and
+macro F1, a track's probabilities averaged over its windows as predict does; per-label precision,
+recall and F1 of the tracks), `confusion.csv` (track_id, actual, predicted: one record per test
+track), `confusion.png` and `misclassified.csv` (top-3 guesses).
+
+Macro F1 is the mean F1 over the labels that have test tracks (rows): a label absent from the
+test set is not counted as an F1 of 0.
 """
 
-import json
-from pathlib import Path
-
-import keras
 import numpy as np
 import pandas as pd
-from sklearn.metrics import ConfusionMatrixDisplay, f1_score, precision_recall_fscore_support
+from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_fscore_support
 
 from stages.common import UserError, atomic_output, run, write_csv, write_json
-from stages.train import data_source, load_model, load_set, top_genres
+from stages.dataset import classes, data_source, feature_recipe, load_set
+from stages.keras_import import keras_and_tensorflow
+from stages.model import load_model, top_labels
+from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL
 
-CLASSES = Path("data/labels/classes.json")
-EVAL_METRICS = Path("metrics/eval.json")
-CONFUSION = Path("metrics/confusion.csv")
-CONFUSION_PLOT = Path("metrics/confusion.png")
-MISCLASSIFIED = Path("metrics/misclassified.csv")
+MACRO_F1 = "mean F1 over the labels present in the test set"
 
 
 def scores(y, probabilities, classes):
-    """Test metrics of one-hot `y` and predicted `probabilities`, both (n_clips, n_classes)."""
+    """Metrics of one-hot `y` and predicted `probabilities`, both (n, n_classes).
+
+    per_label holds the labels that have test items or predictions.
+    """
     actual, predicted = y.argmax(axis=1), probabilities.argmax(axis=1)
-    labels = np.arange(len(classes))
+    present = np.unique(actual)
+    shown = np.union1d(present, predicted)
     precision, recall, f1, support = precision_recall_fscore_support(
-        actual, predicted, labels=labels, zero_division=0)
+        actual, predicted, labels=shown, zero_division=0)
+    keras, _ = keras_and_tensorflow()
     loss = np.mean(keras.losses.categorical_crossentropy(y, probabilities))
+    macro_f1 = np.mean([score for label, score in zip(shown, f1) if label in present])
     return {
         "accuracy": round(float(np.mean(actual == predicted)), 6),
         "loss": round(float(loss), 6),
-        "macro_f1": round(float(f1_score(actual, predicted, labels=labels, average="macro", zero_division=0)), 6),
-        "per_genre": {genre: {"precision": round(float(p), 6), "recall": round(float(r), 6),
-                              "f1": round(float(f), 6), "test_clips": int(s)}
-                      for genre, p, r, f, s in zip(classes, precision, recall, f1, support)},
+        "macro_f1": round(float(macro_f1), 6),
+        "per_label": {classes[label]: {"precision": round(float(p), 6), "recall": round(float(r), 6),
+                                       "f1": round(float(f), 6), "test_tracks": int(s)}
+                      for label, p, r, f, s in zip(shown, precision, recall, f1, support)},
     }
 
 
+def track_probabilities(rows, y, probabilities):
+    """Average each track's window probabilities: (track ids, y (n_tracks, n_classes), probabilities)."""
+    groups = pd.Series(np.arange(len(rows))).groupby(rows["track_id"].to_numpy(), sort=False).indices
+    tracks = list(groups)
+    return (tracks, np.stack([y[groups[t][0]] for t in tracks]),
+            np.stack([probabilities[groups[t]].mean(axis=0) for t in tracks]))
+
+
 def misclassified(track_ids, y, probabilities, classes, k=3):
-    """One row per wrongly classified clip: track_id, actual, then the top-k guesses and their probabilities."""
+    """One row per wrongly classified track: track_id, actual, then the top-k guesses and their probabilities."""
     rows = []
-    for track, truth, guesses in zip(track_ids, y.argmax(axis=1), top_genres(probabilities, classes, k)):
+    for track, truth, guesses in zip(track_ids, y.argmax(axis=1), top_labels(probabilities, classes, k)):
         if guesses[0][0] != classes[truth]:
             row = {"track_id": track, "actual": classes[truth]}
-            for rank, (genre, p) in enumerate(guesses, 1):
-                row |= {f"guess_{rank}": genre, f"p_{rank}": round(p, 4)}
+            for rank, (label, p) in enumerate(guesses, 1):
+                row |= {f"guess_{rank}": label, f"p_{rank}": round(p, 4)}
             rows.append(row)
     return pd.DataFrame(rows, columns=["track_id", "actual"] + [f"{c}_{r}" for r in range(1, k + 1) for c in ("guess", "p")])
 
 
 def plot_confusion(actual, predicted, classes, path):
-    """Confusion matrix PNG of genre names `actual` and `predicted`."""
+    """Confusion matrix PNG of label names `actual` and `predicted`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     display = ConfusionMatrixDisplay.from_predictions(actual, predicted, labels=classes, xticks_rotation=45,
                                                       colorbar=False)
-    display.ax_.set_title("Test clips: actual vs predicted genre")
+    display.ax_.set_title("Test tracks: actual vs predicted label")
     display.figure_.tight_layout()
     with atomic_output(path) as temporary:
         display.figure_.savefig(temporary, dpi=100)
@@ -67,24 +80,27 @@ def plot_confusion(actual, predicted, classes, path):
 
 
 def main():
-    test_set = load_set("test")
-    x, y, track_ids = test_set
+    x, y, rows = load_set("test")
     if len(x) == 0:
         raise UserError("the test set is empty: check the split params")
-    classes = json.loads(CLASSES.read_text())
-    model = load_model(n_values=x.shape[1])
+    labels = classes()
+    model, _ = load_model(MODEL, feature_recipe(), labels)
     probabilities = model.predict(x, verbose=0)
-    metrics = scores(y, probabilities, classes)
+    by_row = scores(y, probabilities, labels)
+    track_ids, track_y, track_p = track_probabilities(rows, y, probabilities)
+    by_track = scores(track_y, track_p, labels)
     source = data_source()
-    write_json(EVAL_METRICS, {key: metrics[key] for key in ("accuracy", "loss", "macro_f1")}
-               | {"test_clips": len(x), "source": source, "per_genre": metrics["per_genre"]})
-    actual = [classes[i] for i in y.argmax(axis=1)]
-    predicted = [classes[i] for i in probabilities.argmax(axis=1)]
+    write_json(EVAL_METRICS, {key: by_row[key] for key in ("accuracy", "loss", "macro_f1")}
+               | {"track_accuracy": by_track["accuracy"], "track_macro_f1": by_track["macro_f1"],
+                  "test_rows": len(x), "test_tracks": len(track_ids), "source": source,
+                  "macro_f1_definition": MACRO_F1, "per_label": by_track["per_label"]})
+    actual = [labels[i] for i in track_y.argmax(axis=1)]
+    predicted = [labels[i] for i in track_p.argmax(axis=1)]
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
-    plot_confusion(actual, predicted, classes, CONFUSION_PLOT)
-    write_csv(MISCLASSIFIED, misclassified(track_ids, y, probabilities, classes))
-    print(f"evaluate: test accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
-          f"on {len(x)} {source} clips")
+    plot_confusion(actual, predicted, labels, CONFUSION_PLOT)
+    write_csv(MISCLASSIFIED, misclassified(track_ids, track_y, track_p, labels))
+    print(f"evaluate: test accuracy {by_row['accuracy']:.3f}, macro F1 {by_row['macro_f1']:.3f} on {len(x)} rows; "
+          f"{by_track['accuracy']:.3f} and {by_track['macro_f1']:.3f} on {len(track_ids)} {source} tracks")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,14 @@ as the feature kind `musicnn`.
 """
 
 import functools
-from pathlib import Path
 
 import librosa
 import numpy as np
 
 from stages.common import ClipTooShort
+from stages.keras_import import keras_and_tensorflow
+from stages.paths import MUSICNN_CHECKPOINT
 
-CHECKPOINT = Path("data/pretrained/MSD_musicnn")
 SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, PATCH_FRAMES = 16000, 512, 256, 96, 187
 TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
         "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
@@ -49,8 +49,8 @@ def build_model():
     Input (batch, 187, 96) log-mel; outputs a dict of LAYERS: the 50 tag probabilities
     and the embeddings of the last layers (batch normalisation in inference mode).
     """
-    import keras
-    from keras import layers, ops
+    keras, _ = keras_and_tensorflow()
+    layers, ops = keras.layers, keras.ops
 
     def max_over_frequency(conv, batch_norm, source):
         return layers.Lambda(lambda t: ops.max(t, axis=2))(batch_norm(conv(source)))
@@ -88,12 +88,12 @@ def build_model():
                                  "max_pool": max_pool, "mean_pool": mean_pool})
 
 
-def load_weights(model, checkpoint=CHECKPOINT):
+def load_weights(model, checkpoint=MUSICNN_CHECKPOINT):
     """Set every weight of `model` from the TF1 checkpoint by name; return the names of the variables used.
 
     Raises ValueError if a layer's weight is missing or has another shape.
     """
-    import tensorflow as tf
+    _, tf = keras_and_tensorflow()
     reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint) + "/")
     used = set()
     for layer in model.layers:
@@ -114,13 +114,13 @@ def load_weights(model, checkpoint=CHECKPOINT):
 
 
 @functools.lru_cache
-def pretrained_model(checkpoint=CHECKPOINT):
+def pretrained_model(checkpoint=MUSICNN_CHECKPOINT):
     """The model with its weights, built once per process.
 
     In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread;
     where it already runs (predict has loaded its classifier) it keeps its threads.
     """
-    import tensorflow as tf
+    _, tf = keras_and_tensorflow()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

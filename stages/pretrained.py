@@ -14,8 +14,7 @@ import zipfile
 from pathlib import Path
 
 from stages.common import UserError, atomic_output, load_params, log, run
-
-PRETRAINED = Path("data/pretrained")
+from stages.paths import MUSICNN_CHECKPOINT, PRETRAINED
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
 CHECKPOINT_FILES = ("checkpoint", ".index", ".data-00000-of-00001", "config.json")
@@ -38,10 +37,10 @@ def unpack_checkpoint(wheel, destination):
     digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise UserError(f"{wheel} is not the musicnn 0.1.0 wheel: sha256 {digest}, expected {WHEEL_SHA256}")
-    (destination / "MSD_musicnn").mkdir(parents=True)
+    (destination / MUSICNN_CHECKPOINT.name).mkdir(parents=True)
     with zipfile.ZipFile(wheel) as archive:
         for name in CHECKPOINT_FILES:
-            (destination / "MSD_musicnn" / name).write_bytes(archive.read(f"musicnn/MSD_musicnn/{name}"))
+            (destination / MUSICNN_CHECKPOINT.name / name).write_bytes(archive.read(f"musicnn/MSD_musicnn/{name}"))
         (destination / "LICENSE.md").write_bytes(archive.read("musicnn-0.1.0.dist-info/LICENSE.md"))
 
 
@@ -57,7 +56,7 @@ def main():
             raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or set it to null")
         with tempfile.TemporaryDirectory() as folder:
             unpack_checkpoint(wheel or download_wheel(folder), staging)
-    log(f"pretrained: MSD_musicnn checkpoint in {PRETRAINED / 'MSD_musicnn'}")
+    log(f"pretrained: MSD_musicnn checkpoint in {MUSICNN_CHECKPOINT}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,19 @@
-"""Stage `visualize`: the seed article's MFCC pictures, one clip per genre.
+"""Stage `visualize`: the seed article's MFCC pictures, one track per label.
 
-Output: `metrics/mfcc/<genre>.png`, the MFCC of the genre's first usable clip.
+Output: `metrics/mfcc/<label>.png`, the MFCC of the label's first usable track (its first window).
 """
-
-from pathlib import Path
 
 import librosa.display
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-import pandas as pd  # noqa: E402
 
-from stages.common import GENRES, atomic_output, load_params, run  # noqa: E402
-from stages.extract import load_audio, mfcc_matrix  # noqa: E402
-
-RAW = Path("data/raw")
-FEATURE_TRACKS = Path("data/features/tracks.csv")
-PICTURES = Path("metrics/mfcc")
+from stages.audio import load_audio, windows  # noqa: E402
+from stages.common import atomic_output, load_params, run  # noqa: E402
+from stages.dataset import read_tracks  # noqa: E402
+from stages.features import mfcc_matrix  # noqa: E402
+from stages.paths import FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
 
 
 def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):
@@ -33,18 +29,16 @@ def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):
 
 def main():
     features = load_params()["features"]
-    mfcc = {key: value for key, value in features["mfcc"].items() if key != "n_values"}
-    raw = pd.read_csv(RAW / "tracks.csv").set_index("track_id")
-    # The first clip of each genre that extract could use, so every picture shows real audio.
-    usable = pd.read_csv(FEATURE_TRACKS).groupby("genre")["track_id"].first()
+    sr = features["sample_rate"]
+    mfcc = {key: features["mfcc"][key] for key in ("n_mfcc", "n_fft", "hop_length", "n_mels")}
+    path_of = read_tracks(RAW_TRACKS).set_index("track_id")["path"]
+    # The first track of each label that extract could use, so every picture shows real audio.
+    first = read_tracks(FEATURE_TRACKS).groupby("label")["track_id"].first()
     with atomic_output(PICTURES) as staging:
         staging.mkdir()
-        for genre in GENRES:
-            if genre in usable:
-                track = usable[genre]
-                y = load_audio(RAW / raw.at[track, "path"], features["sample_rate"])
-                draw_mfcc(mfcc_matrix(y, features["sample_rate"], **mfcc), staging / f"{genre}.png",
-                          f"MFCC of {track}", features["sample_rate"], mfcc["hop_length"])
+        for label, track in first.items():
+            y = windows(load_audio(path_of[track], sr), sr)[0]
+            draw_mfcc(mfcc_matrix(y, sr, **mfcc), staging / f"{label}.png", f"MFCC of {track}", sr, mfcc["hop_length"])
 
 
 if __name__ == "__main__":

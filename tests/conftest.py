@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from stages.demo_corpus import write_demo_corpus
+from stages.source_demo import write_demo_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
@@ -74,13 +74,14 @@ def tiny_corpus(tmp_path_factory):
 class ArchiveServer(http.server.ThreadingHTTPServer):
     """Serves `files` ({url path: bytes}) on 127.0.0.1 with HTTP Range support.
 
-    A path in `drop_once` has its first response cut after half its bytes.
+    A path in `drop_once` has its first response cut after half its bytes; one in `cut_unsized`
+    is always sent without Content-Length and cut after half its bytes.
     `requests` records (path, Range header) of every request.
     """
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.files, self.drop_once, self.requests = {}, set(), []
+        self.files, self.drop_once, self.cut_unsized, self.requests = {}, set(), set(), []
 
     def url(self, path):
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
@@ -93,6 +94,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = server.files.get(self.path)
         if data is None:
             self.send_error(404)
+            return
+        if self.path in server.cut_unsized:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.close_connection = True
             return
         start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
         self.send_response(206 if start else 200)
@@ -152,16 +159,26 @@ def set_dotted(params, dotted, value):
         params[key] = value
 
 
+def write_params(folder, overrides):
+    """Set {dotted param: value} in `folder`/params.yaml."""
+    import yaml
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        set_dotted(params, dotted, value)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+
+
+class Clone(type(Path())):
+    """A clone's folder; a fixture may keep what it saw on it (`clone.output`, say)."""
+
+
 def clone_project(clone, overrides=None):
     """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml."""
-    import yaml
+    clone = Clone(clone)
     for relative in project_files():
         (clone / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / relative, clone / relative)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    for dotted, value in (overrides or {}).items():
-        set_dotted(params, dotted, value)
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(clone, overrides or {})
     (clone / "dvc.lock").unlink(missing_ok=True)
     run_in(clone, "git", "init", "-q", "-b", "main")
     run_in(clone, "git", "config", "user.name", "test")

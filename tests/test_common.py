@@ -2,6 +2,8 @@
 
 import copy
 import errno
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,9 @@ def test_the_shipped_params_are_valid():
     ("epochs", -3, "params.yaml: 'epochs' must be an integer >= 1, got -3"),
     ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, fault_filtered"),
     ("train.learning_rate", "fast", "'train.learning_rate' must be a number"),
-    ("data.md5", "abc", "'data.md5' must be 32 lowercase hex digits"),
+    ("data.gtzan.md5", "abc", "'data.gtzan.md5' must be 32 lowercase hex digits"),
+    ("data.source", "spotify", "'data.source' must be one of gtzan, demo, folder"),
+    ("features.windows", "some", "'features.windows' must be one of first, all"),
     ("features.mfcc.n_values", 0, "'features.mfcc.n_values' must be an integer >= 1"),
     ("seed", KeyError, "missing key 'seed'"),
 ])
@@ -50,6 +54,12 @@ def test_malformed_yaml_names_the_line(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
+def test_numbers_are_read_as_dvc_reads_them_yaml_1_2(tmp_path):
+    text = (PROJECT / "params.yaml").read_text().replace("learning_rate: 0.001", "learning_rate: 1e-4")
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml")["train"]["learning_rate"] == 0.0001
+
+
 def test_atomic_output_replaces_the_target_only_on_success(tmp_path):
     target = tmp_path / "out"
     with atomic_output(target) as staging:
@@ -62,6 +72,19 @@ def test_atomic_output_replaces_the_target_only_on_success(tmp_path):
             raise RuntimeError("disk full, say")
     assert (target / "a.txt").read_text() == "complete"
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary left behind"
+
+
+def test_temporaries_of_killed_runs_are_removed_by_the_next_run(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".raw.tmp-{dead.pid}"
+    stale.mkdir()
+    (stale / "clip.wav").write_bytes(b"x" * 100)
+    live = tmp_path / f".raw.tmp-{os.getppid()}"  # a running process's: not ours to delete
+    live.mkdir()
+    with atomic_output(tmp_path / "raw") as staging:
+        staging.mkdir()
+    assert not stale.exists() and live.exists() and (tmp_path / "raw").is_dir()
 
 
 def test_atomic_output_keeps_the_suffix_for_picky_writers(tmp_path):
@@ -84,6 +107,17 @@ def test_a_full_disk_ends_in_one_line_and_exit_status_1(capsys):
     assert stopped.value.code == 1
     assert capsys.readouterr().err == ("error: no space left on device writing data/raw/genres/blues/blues.00001.au: "
                                        "free some disk space (a full GTZAN run needs about 3 GB) and run again\n")
+
+
+def test_an_unexpected_error_ends_in_one_line_naming_it(capsys):
+    def main():
+        raise KeyError("checkpoint")
+    with pytest.raises(SystemExit) as stopped:
+        run(main)
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: KeyError: 'checkpoint' (unexpected: run again with STAGES_TRACEBACK=1")
+    assert error.count("\n") == 1
 
 
 def test_a_user_error_ends_in_one_line_without_traceback(capsys):

@@ -1,14 +1,17 @@
-"""The download stage: archives over loopback HTTP, local copies, safety, integrity."""
+"""The GTZAN and demo sources: archives over loopback HTTP, local copies, safety, integrity."""
 
+import errno
 import hashlib
 import tarfile
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import PROJECT, clip_members, make_tar_gz, make_zip
-from stages.common import GENRES, UserError
-from stages.download import audio_md5, download
+from stages.common import UserError
+from stages.source_demo import make_demo
+from stages.source_gtzan import GENRES, download
 
 CHECKSUMS = PROJECT / "data/gtzan/checksums.tsv"
 
@@ -17,16 +20,15 @@ def md5_of(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def data_params(url, md5=None, mirrors=()):
-    return {"source": "gtzan", "url": url, "mirrors": list(mirrors), "md5": md5,
-            "demo_seed": 0, "demo_clips_per_genre": 10}
+def gtzan_params(url, md5=None, mirrors=()):
+    return {"url": url, "mirrors": list(mirrors), "md5": md5}
 
 
 @pytest.fixture
 def run_download(tmp_path):
-    """download() into tmp_path/raw, keeping partial downloads in tmp_path/downloads."""
-    def run(data):
-        return download(data, raw=tmp_path / "raw", downloads=tmp_path / "downloads", checksums=CHECKSUMS)
+    """download() into tmp_path/raw, keeping downloads in tmp_path/downloads."""
+    def run(gtzan):
+        return download(gtzan, raw=tmp_path / "raw", downloads=tmp_path / "downloads", checksums=CHECKSUMS)
     return run
 
 
@@ -37,27 +39,50 @@ def tiny_archive(tiny_corpus, tmp_path):
 
 def test_downloads_and_unpacks_a_gtzan_archive(server, tiny_archive, run_download, tmp_path):
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
-    tracks = run_download(data_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
+    tracks = run_download(gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
     assert len(tracks) == 20
-    assert list(tracks.columns) == ["track_id", "genre", "path", "md5", "status", "source"]
+    assert list(tracks.columns) == ["track_id", "label", "path", "md5", "status", "source"]
     assert (tmp_path / "raw/genres/blues/blues.00000.wav").is_file()
+    assert tracks["path"].iat[0] == f"{tmp_path.as_posix()}/raw/genres/blues/blues.00000.wav"
     assert pd.read_csv(tmp_path / "raw/tracks.csv")["track_id"].tolist() == tracks["track_id"].tolist()
-    assert not list((tmp_path / "downloads").iterdir()), "the archive is deleted after unpacking"
+
+
+def test_a_verified_download_is_never_fetched_again(server, tiny_archive, run_download):
+    server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
+    params = gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive))
+    run_download(params)
+    run_download(params | {"mirrors": ["http://127.0.0.1:9/elsewhere.tar.gz"]})
+    assert len(server.requests) == 1
+
+
+def test_the_default_mirrors_include_the_internet_archives_copy_of_the_original():
+    gtzan = yaml.safe_load((PROJECT / "params.yaml").read_text())["data"]["gtzan"]
+    assert ("https://web.archive.org/web/20220328223413/http://opihi.cs.uvic.ca/sound/genres.tar.gz"
+            in gtzan["mirrors"])
+    assert gtzan["md5"] == "5b3d6dddb579ab49814ab86dba69e7c7"
 
 
 def test_falls_back_to_a_mirror_when_the_first_url_is_dead(server, tiny_archive, run_download):
     server.files["/mirror/genres.tar.gz"] = tiny_archive.read_bytes()
-    tracks = run_download(data_params(server.url("/gone/genres.tar.gz"), md5_of(tiny_archive),
-                                      mirrors=[server.url("/mirror/genres.tar.gz")]))
+    tracks = run_download(gtzan_params(server.url("/gone/genres.tar.gz"), md5_of(tiny_archive),
+                                       mirrors=[server.url("/mirror/genres.tar.gz")]))
     assert len(tracks) == 20
     assert [path for path, _ in server.requests] == ["/gone/genres.tar.gz", "/mirror/genres.tar.gz"]
+
+
+def test_a_first_url_serving_other_bytes_moves_on_to_the_next_mirror(server, tiny_archive, run_download):
+    server.files["/other/genres.tar.gz"] = b"<html>a copy, but not the original bytes</html>"
+    server.files["/mirror/genres.tar.gz"] = tiny_archive.read_bytes()
+    tracks = run_download(gtzan_params(server.url("/other/genres.tar.gz"), md5_of(tiny_archive),
+                                       mirrors=[server.url("/mirror/genres.tar.gz")]))
+    assert len(tracks) == 20
 
 
 def test_resumes_a_dropped_download_with_a_range_request(server, tiny_archive, run_download):
     data = tiny_archive.read_bytes()
     server.files["/genres.tar.gz"] = data
     server.drop_once.add("/genres.tar.gz")
-    tracks = run_download(data_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
+    tracks = run_download(gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
     assert len(tracks) == 20
     assert server.requests == [("/genres.tar.gz", None), ("/genres.tar.gz", f"bytes={len(data) // 2}-")]
 
@@ -67,43 +92,91 @@ def test_a_partial_download_left_by_an_earlier_run_is_resumed(server, tiny_archi
     server.files["/genres.tar.gz"] = data
     (tmp_path / "downloads").mkdir()
     (tmp_path / "downloads/genres.tar.gz.part").write_bytes(data[:1000])
-    run_download(data_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
+    run_download(gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
     assert server.requests == [("/genres.tar.gz", "bytes=1000-")]
 
 
 def test_a_wrong_md5_names_expected_and_actual(server, tiny_archive, run_download, tmp_path):
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
     with pytest.raises(UserError, match=f"expected md5 {'0' * 32}, got {md5_of(tiny_archive)}"):
-        run_download(data_params(server.url("/genres.tar.gz"), "0" * 32))
+        run_download(gtzan_params(server.url("/genres.tar.gz"), "0" * 32))
     assert not (tmp_path / "raw").exists()
 
 
-def test_no_network_names_the_urls_and_the_local_alternative(server, run_download, tmp_path):
+def test_no_network_names_the_urls_and_both_ways_forward(server, run_download, tmp_path):
     urls = [server.url("/a/genres.tar.gz"), "http://127.0.0.1:9/genres.tar.gz"]
     with pytest.raises(UserError) as error:
-        run_download(data_params(urls[0], mirrors=urls[1:]))
+        run_download(gtzan_params(urls[0], mirrors=urls[1:]))
     message = str(error.value)
-    assert all(url in message for url in urls) and "data.url" in message
+    assert all(url in message for url in urls)
+    assert "data.gtzan.url" in message and "dvc exp run -S data.source=demo" in message
     assert "\n" not in message
     assert not (tmp_path / "raw").exists()
+
+
+def test_an_html_error_page_is_not_kept_as_the_archive(server, tiny_archive, run_download, tmp_path):
+    server.files["/login/genres.tar.gz"] = b"<!DOCTYPE html><html>Please sign in</html>"
+    server.files["/mirror/genres.tar.gz"] = tiny_archive.read_bytes()
+    tracks = run_download(gtzan_params(server.url("/login/genres.tar.gz"),
+                                       mirrors=[server.url("/mirror/genres.tar.gz")]))
+    assert len(tracks) == 20
+    assert [p.name for p in (tmp_path / "downloads").iterdir()] == ["genres.tar.gz"]
+    assert md5_of(tmp_path / "downloads/genres.tar.gz") == md5_of(tiny_archive)
+
+
+def test_a_reply_cut_short_without_length_is_removed_so_the_next_run_fetches_again(
+        server, tiny_archive, run_download, tmp_path):
+    server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
+    server.cut_unsized.add("/genres.tar.gz")
+    with pytest.raises(UserError, match="cut short or damaged.*removed it: run again") as error:
+        run_download(gtzan_params(server.url("/genres.tar.gz")))
+    assert "\n" not in str(error.value)
+    assert not list((tmp_path / "downloads").iterdir()) and not (tmp_path / "raw").exists()
+    server.cut_unsized.clear()
+    assert len(run_download(gtzan_params(server.url("/genres.tar.gz")))) == 20
+
+
+def test_a_full_disk_during_a_download_is_a_full_disk_and_no_mirror_is_tried(server, tiny_archive, run_download,
+                                                                             monkeypatch):
+    import stages.source_gtzan
+    server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
+
+    def full(url, part):
+        raise OSError(errno.ENOSPC, "No space left on device", str(part))
+    monkeypatch.setattr(stages.source_gtzan, "fetch", full)
+    with pytest.raises(OSError) as error:
+        run_download(gtzan_params(server.url("/genres.tar.gz"), mirrors=[server.url("/mirror.tar.gz")]))
+    assert error.value.errno == errno.ENOSPC
+
+
+def test_a_url_without_a_file_name_is_saved_as_genres_tar_gz(server, tiny_archive, run_download, tmp_path):
+    server.files["/"] = tiny_archive.read_bytes()
+    assert len(run_download(gtzan_params(server.url("/"), md5_of(tiny_archive)))) == 20
+    assert (tmp_path / "downloads/genres.tar.gz").is_file()
+
+
+def test_a_local_path_among_the_mirrors_is_used_in_place(tiny_archive, run_download):
+    tracks = run_download(gtzan_params("http://127.0.0.1:9/genres.tar.gz", md5_of(tiny_archive),
+                                       mirrors=[str(tiny_archive)]))
+    assert len(tracks) == 20 and tiny_archive.is_file()
 
 
 def test_reads_the_kaggle_zip_layout_and_ignores_its_csvs(tiny_corpus, run_download, tmp_path):
     members = clip_members(tiny_corpus, prefix="Data/genres_original")
     members["Data/features_30_sec.csv"] = b"filename,label\n"
     archive = make_zip(members, tmp_path / "archive.zip")
-    tracks = run_download(data_params(str(archive)))
-    assert len(tracks) == 20 and set(tracks["genre"]) == set(GENRES)
+    tracks = run_download(gtzan_params(str(archive)))
+    assert len(tracks) == 20 and set(tracks["label"]) == set(GENRES)
 
 
 def test_a_local_archive_is_used_in_place_and_kept(tiny_archive, run_download):
-    run_download(data_params(tiny_archive.as_uri(), md5_of(tiny_archive)))
+    run_download(gtzan_params(tiny_archive.as_uri(), md5_of(tiny_archive)))
     assert tiny_archive.is_file()
 
 
 def test_reads_au_clips(tiny_corpus, run_download, tmp_path):
     archive = make_tar_gz(clip_members(tiny_corpus, suffix=".au"), tmp_path / "genres.tar.gz")
-    tracks = run_download(data_params(str(archive)))
+    tracks = run_download(gtzan_params(str(archive)))
     assert tracks["path"].str.endswith(".au").all() and len(tracks) == 20
 
 
@@ -115,40 +188,43 @@ def test_refuses_an_unsafe_tar_archive(kind, tiny_corpus, run_download, tmp_path
         evil.type, evil.linkname = tarfile.SYMTYPE, "/etc/passwd"
     archive = make_tar_gz(clip_members(tiny_corpus), tmp_path / "evil.tar.gz", extra=[evil])
     with pytest.raises(UserError, match="unsafe member"):
-        run_download(data_params(str(archive)))
+        run_download(gtzan_params(str(archive)))
     assert not (tmp_path / "escaped.wav").exists() and not (tmp_path / "raw").exists()
 
 
 def test_refuses_a_zip_with_a_path_traversal(tiny_corpus, run_download, tmp_path):
     members = clip_members(tiny_corpus) | {"../escaped.wav": b"RIFF"}
     with pytest.raises(UserError, match="unsafe member '../escaped.wav'"):
-        run_download(data_params(str(make_zip(members, tmp_path / "evil.zip"))))
+        run_download(gtzan_params(str(make_zip(members, tmp_path / "evil.zip"))))
 
 
 def test_an_archive_without_gtzan_layout_is_refused(run_download, tmp_path):
     archive = make_tar_gz({"photos/cat.jpg": b"\xff\xd8", "music/song.wav": b"RIFF"}, tmp_path / "x.tar.gz")
     with pytest.raises(UserError, match="does not have GTZAN's layout"):
-        run_download(data_params(str(archive)))
+        run_download(gtzan_params(str(archive)))
 
 
-def test_a_file_that_is_not_an_archive_is_refused(run_download, tmp_path):
+def test_a_file_that_is_not_an_archive_is_refused_in_one_line(run_download, tmp_path):
     (tmp_path / "notes.txt").write_text("not an archive")
-    with pytest.raises(UserError, match="not a readable .tar.gz or .zip"):
-        run_download(data_params(str(tmp_path / "notes.txt")))
+    with pytest.raises(UserError, match="not a .tar.gz or .zip archive") as error:
+        run_download(gtzan_params(str(tmp_path / "notes.txt")))
+    assert "\n" not in str(error.value)
 
 
-def test_audio_md5_of_an_official_wav_is_its_file_md5(sample_dir):
-    clip = sample_dir / "blues/blues.00000.wav"
-    assert audio_md5(clip) == md5_of(clip)
+def test_a_truncated_local_tar_gz_is_refused_in_one_line(tiny_archive, run_download, tmp_path):
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(tiny_archive.read_bytes()[:len(tiny_archive.read_bytes()) * 2 // 3])
+    with pytest.raises(UserError, match="cut short or damaged") as error:
+        run_download(gtzan_params(str(cut)))
+    assert "\n" not in str(error.value) and cut.is_file(), "the user's own file is never deleted"
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".au"])
-def test_real_clips_match_the_official_checksums(suffix, sample_dir, server, run_download, tmp_path):
-    archive = make_tar_gz(clip_members(sample_dir, suffix=suffix), tmp_path / "genres.tar.gz")
-    server.files["/genres.tar.gz"] = archive.read_bytes()
-    tracks = run_download(data_params(server.url("/genres.tar.gz"), md5_of(archive)))
-    assert len(tracks) == 50
-    assert (tracks["status"] == "ok").all(), tracks[tracks["status"] != "ok"]
+def test_real_clips_match_the_official_checksums(sample_dir, server, run_download, tmp_path):
+    for suffix in (".wav", ".au"):
+        archive = make_tar_gz(clip_members(sample_dir, suffix=suffix), tmp_path / f"genres{suffix}.tar.gz")
+        tracks = run_download(gtzan_params(str(archive)))
+        assert len(tracks) == 50
+        assert (tracks["status"] == "ok").all(), tracks[tracks["status"] != "ok"]
 
 
 def test_a_damaged_or_unreadable_clip_is_flagged_and_kept(sample_dir, run_download, tmp_path):
@@ -157,17 +233,24 @@ def test_a_damaged_or_unreadable_clip_is_flagged_and_kept(sample_dir, run_downlo
     damaged[50_000:50_010] = bytes(10)
     members["genres/jazz/jazz.00001.wav"] = bytes(damaged)
     members["genres/jazz/jazz.00002.wav"] = b"\x00" * 1000
-    tracks = run_download(data_params(str(make_tar_gz(members, tmp_path / "genres.tar.gz")))).set_index("track_id")
+    tracks = run_download(gtzan_params(str(make_tar_gz(members, tmp_path / "genres.tar.gz")))).set_index("track_id")
     assert tracks.at["jazz.00001", "status"].startswith("md5 differs from the official")
-    assert tracks.at["jazz.00002", "status"].startswith("unreadable")
+    assert tracks.at["jazz.00002", "status"] == "unreadable: cannot decode: Format not recognised."
     assert (tracks.drop(["jazz.00001", "jazz.00002"])["status"] == "ok").all()
     assert (tmp_path / "raw/genres/jazz/jazz.00002.wav").is_file()
 
 
+def test_many_suspect_clips_are_summarised_in_a_few_lines(tiny_corpus, run_download, tmp_path, capsys):
+    members = {name: b"\x00" * 100 for name in clip_members(tiny_corpus)}
+    run_download(gtzan_params(str(make_tar_gz(members, tmp_path / "genres.tar.gz"))))
+    report = capsys.readouterr().err.splitlines()
+    assert sum(line.startswith("  suspect") for line in report) == 5
+    assert "  ... and 15 more: see the status column of data/raw/tracks.csv" in report
+
+
 def test_demo_source_is_the_same_for_the_same_seed(tmp_path):
     def demo(name, seed):
-        data = data_params("unused") | {"source": "demo", "demo_seed": seed}
-        return download(data, raw=tmp_path / name, downloads=tmp_path / "downloads", checksums=CHECKSUMS)
+        return make_demo({"seed": seed, "clips_per_genre": 10}, raw=tmp_path / name)
     first, again, other = demo("a", 0), demo("b", 0), demo("c", 1)
     assert len(first) == 100 and (first["source"] == "demo").all()
     assert first["md5"].tolist() == again["md5"].tolist()

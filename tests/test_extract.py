@@ -1,14 +1,21 @@
-"""The extract stage: the seed's MFCC recipe, faithfully and in parallel."""
+"""The extract stage: the seed's MFCC recipe, faithfully and in parallel, one row per window."""
+
+import os
+import signal
 
 import librosa
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
-from stages.common import ClipTooShort
-from stages.extract import extract, mfcc_matrix, mfcc_values
+import stages.extract
+from stages.audio import windows
+from stages.common import ClipTooShort, UserError
+from stages.extract import RowWriter, extract
+from stages.features import mfcc_matrix, mfcc_values
 
-FEATURES = {"kind": "mfcc", "sample_rate": 22050,
+FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
 
 
@@ -20,13 +27,43 @@ def seed_recipe(path):
     return np.ndarray.flatten(mfcc)[:25000]
 
 
-def test_rows_equal_the_seed_recipe_on_real_gtzan_clips(sample_dir):
+def run_extract(paths, folder, features=FEATURES, n_jobs=2):
+    """extract() on the files `paths` (labels: their folder names); returns (matrix, rows table, skipped table)."""
+    tracks = pd.DataFrame({"track_id": [p.stem for p in paths], "label": [p.parent.name for p in paths],
+                           "path": [str(p) for p in paths], "md5": "", "status": "ok", "source": "test"})
+    rows, skipped = extract(tracks, features, folder, n_jobs)
+    return np.load(folder / "features.npy"), rows, skipped
+
+
+def test_rows_equal_the_seed_recipe_on_real_gtzan_clips(sample_dir, tmp_path):
     clips = sorted(sample_dir.glob("*/*.00000.wav"))
-    matrix, n_samples, reasons = extract(clips, FEATURES, n_jobs=2)
-    assert matrix.shape == (10, 25000) and matrix.dtype == np.float32
-    assert reasons == [None] * 10
-    for row, clip in zip(matrix, clips):
-        np.testing.assert_allclose(row, seed_recipe(clip), rtol=0, atol=1e-5)
+    for choice in ("first", "all"):
+        matrix, rows, skipped = run_extract(clips, tmp_path / choice, FEATURES | {"windows": choice})
+        assert matrix.shape == (10, 25000) and matrix.dtype == np.float32 and skipped.empty
+        assert rows["window"].tolist() == [0] * 10
+        for row, clip in zip(matrix, clips):
+            np.testing.assert_allclose(row, seed_recipe(clip), rtol=0, atol=1e-5)
+
+
+def test_every_window_of_a_long_song_is_a_row_of_its_track(sample_dir, tmp_path):
+    song = tmp_path / "songs" / "rock" / "two minutes.flac"
+    song.parent.mkdir(parents=True)
+    clips = [sf.read(path, dtype="float32")[0] for path in sorted(sample_dir.glob("rock/*.wav"))[:4]]
+    sf.write(song, np.concatenate(clips), 22050)
+    matrix, rows, _ = run_extract([song], tmp_path / "all", FEATURES | {"windows": "all"})
+    assert matrix.shape == (4, 25000)
+    assert rows["track_id"].tolist() == ["two minutes"] * 4 and rows["window"].tolist() == [0, 1, 2, 3]
+    assert rows["start"].tolist() == [0.0, 30.0, 60.0, 90.0]
+    first, rows_first, _ = run_extract([song], tmp_path / "first")
+    np.testing.assert_array_equal(first, matrix[:1])
+
+
+def test_a_file_shorter_than_two_windows_is_one_window_whole():
+    y = np.ones(round(22050 * 45.5), np.float32)
+    assert windows(y, 22050, every=True).shape == (1, len(y))
+    assert windows(np.ones(22050 * 95, np.float32), 22050, every=True).shape == (3, 22050 * 30)
+    with pytest.raises(ClipTooShort):
+        windows(np.empty(0, np.float32), 22050)
 
 
 @pytest.mark.parametrize("n_fft, hop_length, n_mels", [(2048, 512, 128), (1024, 256, 64)])
@@ -45,10 +82,10 @@ def test_values_are_scaled_into_minus_one_to_one():
 
 
 def test_a_stack_of_windows_gives_the_rows_of_each_window():
-    windows = np.random.default_rng(1).standard_normal((3, 22050 * 30)).astype(np.float32)
-    stacked = mfcc_values(windows)
+    stack = np.random.default_rng(1).standard_normal((3, 22050 * 30)).astype(np.float32)
+    stacked = mfcc_values(stack)
     assert stacked.shape == (3, 25000)
-    for window, row in zip(windows, stacked):
+    for window, row in zip(stack, stacked):
         np.testing.assert_allclose(row, mfcc_values(window), atol=1e-6)
 
 
@@ -57,30 +94,64 @@ def test_audio_too_short_for_n_values_is_refused():
         mfcc_values(np.zeros(22050 * 10, np.float32) + 0.1)
 
 
+def test_the_matrix_is_written_row_by_row_as_numpy_saves_it(tmp_path):
+    matrix = np.random.default_rng(0).standard_normal((7, 33)).astype(np.float32)
+    writer = RowWriter(tmp_path / "rows.npy", 33)
+    for start in range(0, 7, 3):
+        writer.write(matrix[start:start + 3])
+    writer.close()
+    np.save(tmp_path / "saved.npy", matrix)
+    assert (tmp_path / "rows.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+
+
 @pytest.fixture
-def corpus_with_bad_clips(tiny_corpus, tmp_path):
-    """Three usable 30 s clips, a 10 s clip and a file that does not decode."""
+def corpus_with_bad_clips(tmp_path):
+    """Three usable 30 s clips, a 10 s clip, a file that does not decode and a text file named .mp3."""
     rng = np.random.default_rng(2)
     paths = []
     for name, seconds in [("a", 30), ("b", 30), ("short", 10), ("c", 30)]:
-        paths.append(tmp_path / f"{name}.wav")
+        paths.append(tmp_path / "x" / f"{name}.wav")
+        paths[-1].parent.mkdir(exist_ok=True)
         sf.write(paths[-1], rng.uniform(-0.5, 0.5, 22050 * seconds), 22050)
-    paths.insert(2, tmp_path / "corrupt.wav")
+    paths.insert(2, tmp_path / "x" / "corrupt.wav")
     paths[2].write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
+    paths.append(tmp_path / "x" / "notes.mp3")
+    paths[-1].write_text("not audio at all")
     return paths
 
 
-def test_bad_clips_are_reported_not_fatal_and_never_padded(corpus_with_bad_clips):
-    matrix, n_samples, reasons = extract(corpus_with_bad_clips, FEATURES, n_jobs=2)
-    assert matrix.shape == (3, 25000)
-    assert reasons[0] is None and reasons[1] is None and reasons[4] is None
-    assert reasons[2].startswith("cannot decode")
-    assert reasons[3].startswith("too short: 10.0 s")
-    assert n_samples.tolist() == [22050 * 30, 22050 * 30, 0, 0, 22050 * 30]
+def test_bad_clips_are_reported_not_fatal_and_never_padded(corpus_with_bad_clips, tmp_path):
+    matrix, rows, skipped = run_extract(corpus_with_bad_clips, tmp_path / "out")
+    assert matrix.shape == (3, 25000) and rows["track_id"].tolist() == ["a", "b", "c"]
+    reasons = dict(zip(skipped["track_id"], skipped["reason"]))
+    assert set(reasons) == {"corrupt", "short", "notes"}
+    assert reasons["corrupt"].startswith("cannot decode") and reasons["notes"].startswith("cannot decode")
+    assert reasons["short"].startswith("too short: 10.0 s")
+    assert str(tmp_path) not in " ".join(reasons.values()), "reasons name no machine-specific path"
 
 
-def test_row_order_does_not_depend_on_the_number_of_workers(corpus_with_bad_clips):
-    one, _, reasons_one = extract(corpus_with_bad_clips, FEATURES, n_jobs=1)
-    two, _, reasons_two = extract(corpus_with_bad_clips, FEATURES, n_jobs=2)
-    assert reasons_one == reasons_two
+def test_row_order_does_not_depend_on_the_number_of_workers(corpus_with_bad_clips, tmp_path):
+    one, _, skipped_one = run_extract(corpus_with_bad_clips, tmp_path / "one", n_jobs=1)
+    two, _, skipped_two = run_extract(corpus_with_bad_clips, tmp_path / "two", n_jobs=2)
+    assert skipped_one.equals(skipped_two)
     np.testing.assert_array_equal(one, two)
+
+
+def test_an_error_that_is_not_about_the_file_stops_the_stage(corpus_with_bad_clips, tmp_path, monkeypatch):
+    def broken(path, features):
+        raise KeyError("a bug, not a bad file")
+    monkeypatch.setattr(stages.extract, "file_rows", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=1)
+
+
+def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_bad_clips, tmp_path, monkeypatch):
+    real = stages.extract.file_rows
+
+    def dying(path, features):
+        if path.endswith("b.wav"):
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+        return real(path, features)
+    monkeypatch.setattr(stages.extract, "file_rows", dying)
+    with pytest.raises(UserError, match="a worker process died while extracting"):
+        run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)

@@ -1,36 +1,49 @@
 """End to end in a temporary git repository of the project, on the demo corpus: the README's dvc commands."""
 
+import hashlib
 import json
 import re
 import sys
 import time
+from contextlib import contextmanager
 
+import numpy as np
+import pandas as pd
 import pytest
-import yaml
 
-from conftest import clip_members, clone_project, make_tar_gz, run_in, set_dotted
-from test_download import md5_of
+from conftest import clip_members, clone_project, make_tar_gz, run_in, write_params
+from stages.split import split
 
-DEMO = {"data.source": "demo", "data.demo_clips_per_genre": 10}
+DEMO = {"data.source": "demo", "data.demo.clips_per_genre": 10}
+CHATTER = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN_OPTS|cuda|CUDA|cuDNN|TensorRT|cpu_feature_guard|I0000 ")
 
 
 def dvc(repo, *args, check=True):
     return run_in(repo, "dvc", *args, check=check)
 
 
-def set_param(repo, dotted, value):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    set_dotted(params, dotted, value)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+@contextmanager
+def params_set(repo, overrides):
+    """params.yaml with {dotted: value} set, restored afterwards."""
+    write_params(repo, overrides)
+    try:
+        yield
+    finally:
+        run_in(repo, "git", "checkout", "params.yaml")
+
+
+def changed_stages(repo):
+    return set(json.loads(dvc(repo, "status", "--json").stdout))
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """The project on the demo corpus after `dvc repro`, its results committed."""
+    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed."""
     repo = clone_project(tmp_path_factory.mktemp("pipeline") / "repo", DEMO)
-    dvc(repo, "repro")
+    result = dvc(repo, "repro")
     run_in(repo, "git", "add", "-A")
     run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
+    repo.output = result.stdout + result.stderr
     return repo
 
 
@@ -46,20 +59,74 @@ def test_repro_builds_every_output_and_records_the_source(repo):
         assert (repo / output).is_file(), output
     evaluation = read_json(repo / "metrics/eval.json")
     assert evaluation["source"] == "demo" and read_json(repo / "metrics/train.json")["source"] == "demo"
-    assert evaluation["test_clips"] == 20
-    assert set(evaluation["per_genre"]) >= {"blues", "rock"}
+    assert evaluation["test_rows"] == evaluation["test_tracks"] == 20
+    assert evaluation["macro_f1_definition"] == "mean F1 over the labels present in the test set"
+    assert set(evaluation["per_label"]) >= {"blues", "rock"}
+
+
+def test_repro_prints_no_tensorflow_start_up_chatter(repo):
+    assert "Running stage 'evaluate'" in repo.output and "Epoch 10/10" in repo.output
+    assert [line for line in repo.output.splitlines() if CHATTER.search(line)] == []
+
+
+def test_a_tensorflow_error_that_stops_a_stage_is_still_shown(repo):
+    (repo / "data/model/model.keras").unlink()
+    (repo / "data/model/model.keras").write_text("not a model")
+    try:
+        result = dvc(repo, "repro", "--single-item", "evaluate", check=False)
+    finally:  # DVC removed evaluate's outputs before running it: metrics come back from git
+        dvc(repo, "checkout", "data/model/model.keras", "--force")
+        run_in(repo, "git", "checkout", "metrics")
+    assert result.returncode != 0
+    assert "error: data/model/model.keras is not a model saved by this pipeline's `train` stage" in result.stderr
+
+
+def test_every_split_method_trains_and_validates_on_every_class(repo):
+    tracks = pd.read_csv(repo / "data/features/tracks.csv")
+    label_of = dict(zip(tracks["track_id"], tracks["label"]))
+    for method in ("random", "stratified"):
+        sets, _ = split(tracks[["track_id", "label"]], method, 0.8, 0.2, seed=42)
+        trained = pd.Series([label_of[t] for t in sets["train"]]).value_counts()
+        validated = pd.Series([label_of[t] for t in sets["valid"]]).value_counts()
+        assert len(trained) == 10 and trained.min() >= 4, (method, trained.to_dict())
+        assert len(validated) >= 8, (method, validated.to_dict())
+        if method == "stratified":
+            assert trained.to_dict() == {label: 6 for label in trained.index}
+            assert validated.to_dict() == {label: 2 for label in validated.index}
+
+
+def test_the_committed_split_is_what_train_reads(repo):
+    sizes = {name: len((repo / f"data/split/{name}.txt").read_text().splitlines()) for name in ("train", "valid", "test")}
+    assert sizes == {"train": 64, "valid": 16, "test": 20}
+    assert read_json(repo / "metrics/train.json")["train_clips"] == 64
 
 
 def test_the_demo_corpus_is_learnt_well_above_chance(repo):
     assert read_json(repo / "metrics/eval.json")["accuracy"] >= 0.5
 
 
-def test_the_same_params_give_byte_identical_metrics(repo):
-    files = ["metrics/train.json", "metrics/train_log.csv", "metrics/eval.json", "metrics/confusion.csv"]
+def test_the_same_params_give_the_same_bytes_and_the_same_lock(repo):
+    files = ["metrics/train.json", "metrics/train_log.csv", "metrics/eval.json", "metrics/confusion.csv",
+             "data/model/model.keras", "data/raw/tracks.csv", "data/features/tracks.csv", "dvc.lock"]
     before = {name: (repo / name).read_bytes() for name in files}
+    dvc(repo, "repro", "--force", "--single-item", "download")
     dvc(repo, "repro", "--force", "--single-item", "train")
-    dvc(repo, "repro", "--force", "--single-item", "evaluate")
     assert {name: (repo / name).read_bytes() for name in files} == before
+    assert changed_stages(repo) == set(), "evaluate does not re-run for an identical model"
+
+
+def test_another_sources_params_are_not_dependencies(repo):
+    with params_set(repo, {"data.gtzan.md5": None, "data.gtzan.mirrors": []}):
+        assert changed_stages(repo) == set()
+    with params_set(repo, {"data.demo.seed": 5}):
+        assert "download" in changed_stages(repo)
+
+
+def test_another_feature_kinds_params_are_not_dependencies(repo):
+    with params_set(repo, {"features.musicnn.pooling": "max", "features.n_jobs": 1}):
+        assert changed_stages(repo) == set()
+    with params_set(repo, {"features.mfcc.n_values": 20000}):
+        assert changed_stages(repo) == {"extract"}, "visualize never reads n_values"
 
 
 def test_predict_tells_the_genre_of_held_back_demo_clips(repo):
@@ -68,25 +135,18 @@ def test_predict_tells_the_genre_of_held_back_demo_clips(repo):
     result = run_in(repo, sys.executable, "-m", "stages.predict", "--json", *songs)
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == len(held_back)
-    right = {answer["top"][0]["genre"] for answer in answers if answer["song"].split("/")[-2] == answer["top"][0]["genre"]}
+    right = {answer["top"][0]["label"] for answer in answers if answer["song"].split("/")[-2] == answer["top"][0]["label"]}
     assert len(right) >= 3, answers
 
 
 def test_changing_epochs_leaves_the_data_stages_unchanged(repo):
-    set_param(repo, "epochs", 3)
-    try:
-        changed = set(json.loads(dvc(repo, "status", "--json").stdout))
-    finally:
-        run_in(repo, "git", "checkout", "params.yaml")
-    assert changed == {"train"}, "evaluate follows once train's outputs change"
+    with params_set(repo, {"epochs": 3}):
+        assert changed_stages(repo) == {"train"}, "evaluate follows once train's outputs change"
 
 
 def test_a_bad_param_stops_the_stage_with_one_clear_line(repo):
-    set_param(repo, "epochs", -1)
-    try:
+    with params_set(repo, {"epochs": -1}):
         result = dvc(repo, "repro", "train", check=False)
-    finally:
-        run_in(repo, "git", "checkout", "params.yaml")
     assert result.returncode != 0
     assert "error: params.yaml: 'epochs' must be an integer >= 1, got -1" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -114,7 +174,7 @@ def test_exp_run_with_epochs_then_show_and_diff(repo):
 def test_plots_show_writes_a_page_with_every_plot(repo):
     dvc(repo, "plots", "show", "-o", "plots_page")
     page = (repo / "plots_page/index.html").read_text()
-    for title in ["Loss per epoch", "Accuracy per epoch", "Confusion matrix (test clips)"]:
+    for title in ["Loss per epoch", "Accuracy per epoch", "Confusion matrix (test tracks)"]:
         assert title in page, title
     images = [p.name for p in (repo / "plots_page/static").iterdir()]
     assert any("confusion.png" in name for name in images)
@@ -137,15 +197,86 @@ def test_a_queued_sweep_runs_with_queue_start(repo):
     assert {5, 6} <= epochs
 
 
-def test_repro_download_on_a_real_gtzan_archive_over_http(sample_dir, server, tmp_path):
-    archive = make_tar_gz(clip_members(sample_dir), tmp_path / "genres.tar.gz")
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def previous_row(path):
+    """The previous release's row of one clip, its extract code (commit 347f1bc) written out."""
+    import librosa
+    import scipy.fft
+    y, sr = librosa.load(path, sr=22050, mono=True)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, (1024, 1024)), 2048)[::512]
+    window = librosa.filters.get_window("hann", 2048, fftbins=True).astype(np.float32)
+    spectrum = scipy.fft.rfft(frames * window, axis=-1)
+    mel = (spectrum.real ** 2 + spectrum.imag ** 2) @ librosa.filters.mel(sr=sr, n_fft=2048, n_mels=128).T
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel.T), n_mfcc=20)
+    mfcc /= np.abs(mfcc).max()
+    return mfcc.reshape(-1)[:25000].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def gtzan_repo(sample_dir, tmp_path_factory):
+    """The project with the real sample clips as a GTZAN archive on a loopback server, after `dvc repro encode split`."""
+    from conftest import ArchiveServer
+    import threading
+    folder = tmp_path_factory.mktemp("gtzan")
+    archive = make_tar_gz(clip_members(sample_dir), folder / "genres.tar.gz")
+    server = ArchiveServer()
     server.files["/genres.tar.gz"] = archive.read_bytes()
-    repo = clone_project(tmp_path / "repo", {"data.url": server.url("/genres.tar.gz"), "data.mirrors": [],
-                                             "data.md5": md5_of(archive)})
-    result = dvc(repo, "repro", "download")
-    assert "download: 50 clips from gtzan, 50 ok, 0 suspect" in result.stderr
-    assert (repo / "data/raw/genres/reggae/reggae.00004.wav").is_file()
-    assert not list((repo / "data/downloads").iterdir())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    repo = clone_project(folder / "repo", {"data.gtzan.url": server.url("/genres.tar.gz"), "data.gtzan.mirrors": [],
+                                           "data.gtzan.md5": md5(archive)})
+    repo.output = dvc(repo, "repro", "encode", "split").stderr
+    run_in(repo, "git", "add", "-A")
+    run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
+    repo.server = server
+    yield repo
+    server.shutdown()
+    server.server_close()
+
+
+def test_repro_download_on_a_real_gtzan_archive_over_http(gtzan_repo):
+    assert "download: 50 files from gtzan, 10 labels, 50 ok, 0 suspect" in gtzan_repo.output
+    assert (gtzan_repo / "data/raw/genres/reggae/reggae.00004.wav").is_file()
+    assert [p.name for p in (gtzan_repo / "data/downloads").iterdir()] == ["genres.tar.gz"]
+
+
+def test_gtzan_features_labels_and_split_are_the_previous_releases(gtzan_repo):
+    # md5s of the outputs of the previous release on these 50 clips (commit 347f1bc); its train.txt is
+    # now train.txt + valid.txt, the clips Keras's validation_split held out being listed apart.
+    data = gtzan_repo / "data"
+    assert md5(data / "labels/onehot.npy") == "a1a3d9c9bb407804c579b7990288cc78"
+    assert md5(data / "labels/classes.json") == "30f7db421feeb46698f3831860637d06"
+    assert md5(data / "split/test.txt") == "25af1d7039a58cf2da67057aa7e6e872"
+    trained = (data / "split/train.txt").read_bytes() + (data / "split/valid.txt").read_bytes()
+    assert hashlib.md5(trained).hexdigest() == "38959bb839ff70c5c0db274be8f1b6c6"
+    matrix = np.load(data / "features/features.npy")
+    tracks = pd.read_csv(data / "features/tracks.csv")
+    assert matrix.shape == (50, 25000) and tracks["window"].eq(0).all()
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):  # as extract's workers: other thread counts change the last bits
+        for row, track in list(zip(matrix, tracks["track_id"]))[::7]:
+            genre = track.split(".")[0]
+            np.testing.assert_array_equal(row, previous_row(data / f"raw/genres/{genre}/{track}.wav"))
+
+
+def test_a_verified_archive_is_not_fetched_again_when_the_stage_re_runs(gtzan_repo):
+    requests = len(gtzan_repo.server.requests)
+    dvc(gtzan_repo, "repro", "--force", "--single-item", "download")
+    assert len(gtzan_repo.server.requests) == requests
+    assert not changed_stages(gtzan_repo) & {"download", "extract", "encode", "split"}
+
+
+def test_the_demo_params_are_not_dependencies_of_the_gtzan_download(gtzan_repo):
+    with params_set(gtzan_repo, {"data.demo.seed": 3, "data.demo.clips_per_genre": 20}):
+        assert "download" not in changed_stages(gtzan_repo)
+    (gtzan_repo / "stages/source_demo.py").write_text("# the demo synthesiser, edited\n")
+    try:
+        assert "download" not in changed_stages(gtzan_repo)
+    finally:
+        run_in(gtzan_repo, "git", "checkout", "stages/source_demo.py")
 
 
 def test_musicnn_embeddings_run_through_the_whole_pipeline(tmp_path):
@@ -156,8 +287,7 @@ def test_musicnn_embeddings_run_through_the_whole_pipeline(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (repo / "data/pretrained/MSD_musicnn/.index").is_file()
     assert read_json(repo / "metrics/train.json")["source"] == "demo"
-    assert read_json(repo / "metrics/eval.json")["test_clips"] == 20
-    import numpy as np
+    assert read_json(repo / "metrics/eval.json")["test_tracks"] == 20
     assert np.load(repo / "data/features/features.npy").shape == (100, 200)
     predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
     assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 10

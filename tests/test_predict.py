@@ -9,12 +9,14 @@ import pytest
 import soundfile as sf
 
 from conftest import PROJECT, run_in
-from stages.common import ClipTooShort
-from stages.predict import classify, windows
-from stages.train import build_model, seed_everything
+from stages.common import UserError, load_params
+from stages.features import recipe
+from stages.model import build_model, save_model, seed_everything
+from stages.predict import classify
+from stages.source_gtzan import GENRES
 
 SR = 22050
-FEATURES = {"kind": "mfcc", "sample_rate": SR,
+FEATURES = {"kind": "mfcc", "sample_rate": SR, "windows": "all",
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
 
 
@@ -22,13 +24,9 @@ def noise(seconds, seed=0):
     return np.random.default_rng(seed).uniform(-0.3, 0.3, round(SR * seconds)).astype(np.float32)
 
 
-def test_a_long_song_is_cut_into_whole_30_s_windows():
-    cut = windows(noise(4 * 60 + 10), 30 * SR)
-    assert cut.shape == (8, 30 * SR)
-
-
-def test_a_song_shorter_than_a_window_is_used_whole():
-    assert windows(noise(29.5), 30 * SR).shape == (1, round(29.5 * SR))
+def song(folder, seconds, name="song.wav"):
+    sf.write(folder / name, noise(seconds), SR)
+    return folder / name
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +35,26 @@ def model():
     return build_model(25000)
 
 
-def test_classify_averages_the_windows_into_one_distribution(model):
-    probabilities, n_windows = classify(noise(95), model, FEATURES)
+def test_classify_averages_the_windows_into_one_distribution(model, tmp_path):
+    probabilities, n_windows = classify(song(tmp_path, 95), model, FEATURES)
     assert n_windows == 3 and probabilities.shape == (10,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_classify_refuses_a_song_too_short_for_the_features(model):
-    with pytest.raises(ClipTooShort):
-        classify(noise(12), model, FEATURES)
+def test_with_the_first_window_only_a_long_song_is_one_row_as_in_extract(model, tmp_path):
+    _, n_windows = classify(song(tmp_path, 95), model, FEATURES | {"windows": "first"})
+    assert n_windows == 1
 
 
-def test_a_song_of_eight_real_clips_has_eight_windows(sample_dir, model):
+def test_classify_refuses_a_song_too_short_for_the_features(model, tmp_path):
+    with pytest.raises(UserError, match="too short for the features"):
+        classify(song(tmp_path, 12), model, FEATURES)
+
+
+def test_a_song_of_eight_real_clips_has_eight_windows(sample_dir, model, tmp_path):
     clips = [sf.read(path, dtype="float32")[0] for path in sorted(sample_dir.glob("rock/*.wav"))[:4] * 2]
-    _, n_windows = classify(np.concatenate(clips), model, FEATURES)
+    sf.write(tmp_path / "long.wav", np.concatenate(clips), SR)
+    _, n_windows = classify(tmp_path / "long.wav", model, FEATURES)
     assert n_windows == 8
 
 
@@ -61,7 +65,8 @@ def workspace(tmp_path_factory, model):
     shutil.copy(PROJECT / "params.yaml", folder)
     (folder / "stages").symlink_to(PROJECT / "stages")
     (folder / "data/model").mkdir(parents=True)
-    model.save(folder / "data/model/model.keras")
+    save_model(model, folder / "data/model/model.keras", recipe(load_params(PROJECT / "params.yaml")["features"]),
+               list(GENRES))
     songs = folder / "songs"
     songs.mkdir()
     for fmt in ["wav", "flac", "ogg", "au", "mp3"]:
@@ -103,7 +108,7 @@ def test_each_bad_input_gets_one_clear_line_and_the_rest_still_run(mixed_run):
     assert mixed_run.returncode == 1
 
 
-def test_the_table_has_a_row_per_song_with_three_genres(workspace):
+def test_the_table_has_a_row_per_song_with_three_labels(workspace):
     result = predict(workspace, "songs/song.wav")
     header, row = result.stdout.splitlines()
     assert header.split() == ["song", "windows", "1st", "2nd", "3rd"]
@@ -111,13 +116,35 @@ def test_the_table_has_a_row_per_song_with_three_genres(workspace):
     assert result.returncode == 0 and result.stderr == ""
 
 
-def test_a_model_for_other_feature_settings_is_refused(workspace, tmp_path):
-    build_model(500).save(tmp_path / "narrow.keras")
-    result = predict(workspace, "songs/song.wav", "--model", str(tmp_path / "narrow.keras"))
+def test_a_model_for_other_feature_params_is_refused_naming_the_param(workspace, model, tmp_path):
+    other = recipe(load_params(PROJECT / "params.yaml")["features"]) | {"sample_rate": 16000}
+    save_model(model, tmp_path / "other.keras", other, list(GENRES))
+    result = predict(workspace, "songs/song.wav", "--model", str(tmp_path / "other.keras"))
     assert result.returncode == 1
-    assert result.stderr.strip().endswith("takes 500 values per clip, but the features have 25000: "
-                                          "it was trained with other feature params; run `dvc repro` to retrain")
+    assert "trained on features with features.sample_rate=16000, but these have 22050" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("not_a_model", ["params.yaml", "songs", "songs/song.wav"])
+def test_a_model_path_that_is_not_a_model_is_one_line(workspace, not_a_model):
+    result = predict(workspace, "songs/song.wav", "--model", not_a_model)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {not_a_model} is not a model saved by this pipeline's `train` stage: "
+        "pass a data/model/model.keras, or run `dvc repro train`"]
+
+
+def test_musicnn_features_without_the_checkpoint_say_what_to_run_once(workspace, model, tmp_path):
+    other = tmp_path / "ws"
+    shutil.copytree(workspace, other, symlinks=True)
+    params = (other / "params.yaml").read_text().replace("kind: mfcc", "kind: musicnn")
+    (other / "params.yaml").write_text(params)
+    save_model(model, other / "data/model/model.keras", recipe(load_params(other / "params.yaml")["features"]),
+               list(GENRES))
+    result = predict(other, "songs")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: features.kind=musicnn needs the checkpoint in data/pretrained/MSD_musicnn: run `dvc repro pretrained`"]
 
 
 def test_real_gtzan_clips_are_classified(workspace, sample_dir):

@@ -1,11 +1,18 @@
-"""The seed's network, reproducible training, and the test metrics."""
+"""The seed's network, reproducible training and saving, and the test metrics."""
+
+import zipfile
 
 import numpy as np
 import pytest
 
-from stages.common import GENRES, UserError
-from stages.evaluate import misclassified, scores
-from stages.train import build_model, load_model, top_genres, train
+from stages.common import UserError
+from stages.evaluate import misclassified, scores, track_probabilities
+from stages.model import build_model, load_model, save_model, top_labels
+from stages.source_gtzan import GENRES
+from stages.train import train
+
+RECIPE = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
+          "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 50}}
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +36,52 @@ def test_the_network_is_the_seeds():
 
 def test_training_twice_with_one_seed_gives_the_same_bytes(toy_data, tmp_path):
     x, y = toy_data
-    train(x, y, epochs=3, seed=7, log_path=tmp_path / "a.csv")
-    train(x, y, epochs=3, seed=7, log_path=tmp_path / "b.csv")
-    train(x, y, epochs=3, seed=8, log_path=tmp_path / "c.csv")
+    for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
+        model, _ = train(x[:48], y[:48], (x[48:], y[48:]), epochs=3, seed=seed, log_path=tmp_path / f"{name}.csv")
+        save_model(model, tmp_path / f"{name}.keras", RECIPE, list(GENRES))
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
     assert (tmp_path / "a.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
 
 
-def test_listed_validation_clips_replace_validation_split(toy_data, tmp_path):
-    x, y = toy_data
-    _, history = train(x[:40], y[:40], validation=(x[40:], y[40:]), epochs=2, log_path=tmp_path / "log.csv")
-    assert len(history["val_accuracy"]) == 2
+def test_the_model_records_its_feature_params_and_classes(tmp_path):
+    save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
+    _, record = load_model(tmp_path / "model.keras", RECIPE, GENRES)
+    assert record == {"features": RECIPE, "classes": list(GENRES)}
 
 
-def test_a_model_for_other_feature_settings_is_refused(tmp_path):
-    build_model(50).save(tmp_path / "model.keras")
-    with pytest.raises(UserError, match="takes 50 values per clip, but the features have 25000"):
-        load_model(tmp_path / "model.keras", n_values=25000)
+@pytest.mark.parametrize("dotted, value", [("sample_rate", 16000), ("mfcc.n_fft", 1024), ("mfcc.n_mels", 64),
+                                           ("windows", "all")])
+def test_a_model_for_other_feature_params_is_refused_naming_the_param(dotted, value, tmp_path):
+    save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
+    other = {**RECIPE, "mfcc": dict(RECIPE["mfcc"])}
+    group, _, key = dotted.rpartition(".")
+    (other[group] if group else other)[key] = value
+    with pytest.raises(UserError, match=rf"trained on features with features.{dotted}=.*but these have {value!r}"):
+        load_model(tmp_path / "model.keras", other)
+
+
+def test_a_model_for_other_classes_is_refused(tmp_path):
+    save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
+    with pytest.raises(UserError, match="trained on the classes"):
+        load_model(tmp_path / "model.keras", RECIPE, ["calm", "loud"])
+
+
+@pytest.mark.parametrize("kind", ["text", "folder", "wav", "plain keras"])
+def test_a_file_that_is_not_a_pipeline_model_is_refused_in_one_line(kind, tmp_path):
+    path = tmp_path / {"text": "notes.keras", "folder": "dir.keras", "wav": "song.wav", "plain keras": "m.keras"}[kind]
+    if kind == "text":
+        path.write_text("hello")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "wav":
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    else:
+        build_model(50).save(path)
+    with pytest.raises(UserError, match="is not a model saved by this pipeline's `train` stage") as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
 
 
 def test_a_missing_model_says_how_to_make_one(tmp_path):
@@ -60,10 +95,37 @@ def test_scores_on_a_known_confusion():
     probabilities[[0, 1, 2, 3], [0, 1, 1, 1]] = 0.91  # blues, classical, classical, classical
     result = scores(y, probabilities, GENRES)
     assert result["accuracy"] == 0.75
-    assert result["per_genre"]["blues"] == {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "test_clips": 2}
-    assert result["per_genre"]["classical"]["precision"] == 0.666667
-    assert result["macro_f1"] == pytest.approx((0.666667 + 0.8) / 10, abs=1e-6)
+    assert result["per_label"]["blues"] == {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "test_tracks": 2}
+    assert result["per_label"]["classical"]["precision"] == 0.666667
     assert result["loss"] == pytest.approx(-np.log(0.91) * 0.75 - np.log(0.01) * 0.25, rel=1e-4)
+
+
+def test_macro_f1_averages_over_the_labels_present_in_the_test_set():
+    y = np.eye(10, dtype=np.float32)[[0, 0, 1, 1]]
+    probabilities = np.full((4, 10), 0.01, np.float32)
+    probabilities[[0, 1, 2, 3], [0, 1, 1, 1]] = 0.91
+    result = scores(y, probabilities, GENRES)
+    assert result["macro_f1"] == pytest.approx((0.666667 + 0.8) / 2, abs=1e-6)
+    assert set(result["per_label"]) == {"blues", "classical"}, "labels with no test track and no guess are left out"
+
+
+def test_a_label_only_guessed_is_listed_but_not_averaged():
+    y = np.eye(3, dtype=np.float32)[[0, 0]]
+    probabilities = np.eye(3, dtype=np.float32)[[0, 2]]
+    result = scores(y, probabilities, ["a", "b", "c"])
+    assert set(result["per_label"]) == {"a", "c"} and result["per_label"]["c"]["test_tracks"] == 0
+    assert result["macro_f1"] == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_a_tracks_probabilities_are_the_mean_of_its_windows():
+    import pandas as pd
+    rows = pd.DataFrame({"track_id": ["song", "song", "clip"]})
+    y = np.eye(2, dtype=np.float32)[[1, 1, 0]]
+    p = np.array([[0.8, 0.2], [0.2, 0.8], [0.6, 0.4]], np.float32)
+    tracks, track_y, track_p = track_probabilities(rows, y, p)
+    assert tracks == ["song", "clip"]
+    np.testing.assert_allclose(track_p, [[0.5, 0.5], [0.6, 0.4]])
+    np.testing.assert_array_equal(track_y, [[0, 1], [1, 0]])
 
 
 def test_misclassified_lists_the_top_three_guesses():
@@ -77,5 +139,11 @@ def test_misclassified_lists_the_top_three_guesses():
         "blues.00001", "blues", "classical", "country", "blues")
 
 
-def test_top_genres_orders_by_probability():
-    assert top_genres(np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], k=2) == [[("b", 0.7), ("c", 0.2)]]
+def test_top_labels_orders_by_probability():
+    assert top_labels(np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], k=2) == [[("b", 0.7), ("c", 0.2)]]
+
+
+def test_the_saved_model_has_no_save_date(tmp_path):
+    save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        assert b"date_saved" not in archive.read("metadata.json")

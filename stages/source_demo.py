@@ -1,9 +1,9 @@
-"""A synthetic GTZAN-shaped corpus, to try the pipeline without network.
+"""Stage `download` with data.source=demo: a synthetic GTZAN-shaped corpus, made offline.
 
 Every genre gets its own audible signature: note rate, pitch range,
 timbre (number and decay of harmonics) and the level and colour of noise.
 Clips vary within a genre (notes, tempo, loudness), so a classifier has to
-learn the signature, not one waveform.
+learn the signature, not one waveform. Output as the GTZAN source's.
 """
 
 from pathlib import Path
@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stages.common import GENRES
+from stages.catalogue import clip_catalogue, summarize
+from stages.common import atomic_output, load_params, log, run
+from stages.paths import RAW, RAW_TRACKS
 
 # genre: (notes per minute, lowest and highest MIDI note, harmonics, harmonic decay, noise level, noise brightness)
 SIGNATURES = {
@@ -52,10 +54,28 @@ def synthesize_clip(genre, rng, sr=22050, duration=30.0):
 def write_demo_corpus(root, clips_per_genre=10, seed=0, sr=22050, duration=30.0):
     """Write `root/<genre>/<genre>.NNNNN.wav` (16-bit mono), the same for the same seed."""
     root = Path(root)
-    for genre_index, genre in enumerate(GENRES):
+    for genre_index, genre in enumerate(SIGNATURES):
         (root / genre).mkdir(parents=True, exist_ok=True)
         for clip in range(clips_per_genre):
             # One generator per clip, so a clip does not depend on how many others are made.
             rng = np.random.default_rng([seed, genre_index, clip])
             audio = synthesize_clip(genre, rng, sr, duration)
             sf.write(root / genre / f"{genre}.{clip:05d}.wav", audio, sr, subtype="PCM_16")
+
+
+def make_demo(demo, raw=RAW):
+    """Build `raw` from the `data.demo` params group; returns the tracks table."""
+    with atomic_output(raw) as staging:
+        write_demo_corpus(staging / "genres", demo["clips_per_genre"], demo["seed"])
+        tracks = clip_catalogue(staging, raw, "demo")
+        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
+    log(summarize(tracks))
+    return tracks
+
+
+def main():
+    make_demo(load_params()["data"]["demo"])
+
+
+if __name__ == "__main__":
+    run(main)

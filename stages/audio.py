@@ -1,0 +1,99 @@
+"""Audio files: decoding, checksums and the windows that features are computed on."""
+
+import hashlib
+import io
+import os
+import warnings
+import wave
+
+import audioread.exceptions
+import librosa
+import numpy as np
+import soundfile as sf
+
+from stages.common import ClipTooShort, redirect_fd
+
+AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
+"""What the folder source and predict look for; anything librosa decodes."""
+
+WINDOW_SECONDS = 30.0
+"""GTZAN's clip length: the audio the seed's features were designed for."""
+
+DECODE_ERRORS = (sf.SoundFileError, audioread.exceptions.DecodeError, EOFError)
+"""What the decoders raise for a file that is not audio they can read (EOFError: audioread finds no stream)."""
+
+CHUNK = 1 << 20
+
+
+class Unreadable(Exception):
+    """One file cannot be used: its reason is recorded and the others go on."""
+
+
+def file_md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def decoder_message(error):
+    """A decoder's reason in one line, without the file's path (which may be a temporary folder's)."""
+    message = getattr(error, "error_string", None) or str(error)  # libsndfile's own words, without the path
+    return " ".join(message.split()) or "no audio stream found"
+
+
+def load_audio(path, sample_rate=22050):
+    """Decode any file librosa reads: (n_samples,) float32, mono, at `sample_rate` Hz.
+
+    Raises Unreadable with the reason for a file that is missing, unreadable or not audio;
+    the decoders' own complaints on stderr are silenced.
+    """
+    try:
+        with open(os.devnull, "w") as devnull, redirect_fd(2, devnull), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y, _ = librosa.load(path, sr=sample_rate, mono=True)
+    except DECODE_ERRORS as error:
+        raise Unreadable(f"cannot decode: {decoder_message(error)}")
+    except OSError as error:
+        if error.errno == 28:  # ENOSPC is the machine's problem, not the file's
+            raise
+        raise Unreadable(f"cannot read: {error.strerror or error}")
+    return y
+
+
+def audio_md5(path):
+    """md5 of the audio re-written as a plain 16-bit PCM WAV.
+
+    For a clip of GTZAN's .wav edition this is the md5 of the file itself, so it is
+    comparable with the official list whether the clip came as .wav or .au.
+    Raises Unreadable for a file soundfile cannot decode.
+    """
+    try:
+        samples, sr = sf.read(path, dtype="int16", always_2d=True)
+    except sf.SoundFileError as error:
+        raise Unreadable(f"cannot decode: {decoder_message(error)}")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(samples.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(sr)
+        out.writeframes(samples.tobytes())
+    return hashlib.md5(buffer.getvalue()).hexdigest()
+
+
+def windows(y, sr=22050, every=False, seconds=WINDOW_SECONDS):
+    """Cut audio y (n_samples,) into (n_windows, window_samples) windows of `seconds`.
+
+    A file shorter than two windows is one window, whole: a GTZAN clip (29.9 to 30.6 s) is
+    exactly the seed's input. A longer file gives its whole windows (the rest is dropped), all
+    of them with `every`, else the first only. Raises ClipTooShort for empty audio.
+    """
+    if len(y) == 0:
+        raise ClipTooShort("the file holds no audio samples")
+    window = round(seconds * sr)
+    n_windows = len(y) // window
+    if n_windows < 2:
+        return y[np.newaxis]
+    n_windows = n_windows if every else 1
+    return y[:n_windows * window].reshape(n_windows, window)

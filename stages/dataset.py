@@ -1,0 +1,46 @@
+"""The data the stages after download read: tracks tables, feature rows, one-hot labels and classes, by split."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from stages.paths import CLASSES, FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, ONEHOT, SPLIT
+
+
+def read_tracks(path):
+    """A tracks table (data/raw's or data/features'), names and labels as text whatever they look like."""
+    return pd.read_csv(path, dtype={"track_id": str, "label": str}, keep_default_na=False)
+
+
+def listed_tracks(name, split=SPLIT):
+    """The track ids in `split/<name>.txt`, one a line (names may hold spaces)."""
+    return (split / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+
+
+def load_set(name, split=SPLIT):
+    """(x, y, rows) of every row whose track `split/<name>.txt` lists, in the list's order.
+
+    x: (n_rows, n_values) float32, y: (n_rows, n_classes) float32, rows: the rows' part of the
+    features' tracks table (track_id, label, window, ...).
+    """
+    table = read_tracks(FEATURE_TRACKS)
+    rows_of = table.groupby("track_id", sort=False).indices
+    rows = np.concatenate([rows_of[track] for track in listed_tracks(name, split)] or [np.empty(0, int)])
+    x = np.load(FEATURE_MATRIX, mmap_mode="r")[rows]
+    return x, np.load(ONEHOT)[rows], table.iloc[rows].reset_index(drop=True)
+
+
+def classes():
+    """The labels of the one-hot columns, in order."""
+    return json.loads(CLASSES.read_text(encoding="utf-8"))
+
+
+def feature_recipe():
+    """The feature params the rows were made with (written by extract)."""
+    return json.loads(FEATURE_PARAMS.read_text())
+
+
+def data_source():
+    """Where the rows came from: "gtzan", "demo" or "folder", recorded by every stage since download."""
+    return read_tracks(FEATURE_TRACKS)["source"].iat[0]

@@ -1,0 +1,120 @@
+"""The seed's network: building, seeding, and saving it with what it was trained on."""
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import UserError, atomic_output
+from stages.keras_import import keras_and_tensorflow
+
+RECORD = "pipeline.json"
+"""The member of model.keras that records the feature params and the classes the model was trained with."""
+
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def seed_everything(seed):
+    """Same seed, same numbers: Python, NumPy and Keras generators, deterministic TensorFlow ops."""
+    keras, tf = keras_and_tensorflow()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001):
+    """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam.
+
+    hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier.
+    """
+    keras, _ = keras_and_tensorflow()
+    # Named layers: Keras would number them per process, and the saved file would differ.
+    hidden = [keras.layers.Dense(hidden_units, activation="relu", name="hidden")] if hidden_units else []
+    model = keras.Sequential([
+        keras.Input(shape=(n_inputs,), name="features"),
+        *hidden,
+        keras.layers.Dense(n_classes, activation="softmax", name="output"),
+    ], name="seed_network")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, name="adam"),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def save_model(model, path, features, classes):
+    """Save `model` to `path` with its `features` recipe and `classes`, the same bytes for the same weights.
+
+    Keras stamps the save time and the memory addresses of shared objects into the file: the
+    time is left out, the addresses numbered in order, and the zip's dates fixed.
+    """
+    with tempfile.TemporaryDirectory() as folder, atomic_output(path) as fixed:
+        keras_file = Path(folder) / "model.keras"
+        model.save(keras_file)
+        with zipfile.ZipFile(keras_file) as saved, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in saved.infolist():
+                data = saved.read(info)
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_numbered_shared_objects(json.loads(data))).encode()
+                out.writestr(zipfile.ZipInfo(info.filename, FIXED_DATE), data, info.compress_type)
+            record = {"features": features, "classes": classes}
+            out.writestr(zipfile.ZipInfo(RECORD, FIXED_DATE), json.dumps(record, indent=2, sort_keys=True))
+
+
+def _numbered_shared_objects(config, numbers=None):
+    """`config` with each "shared_object_id" (a memory address) replaced by its order of first appearance."""
+    numbers = {} if numbers is None else numbers
+    if isinstance(config, list):
+        return [_numbered_shared_objects(item, numbers) for item in config]
+    if not isinstance(config, dict):
+        return config
+    return {key: numbers.setdefault(value, len(numbers)) if key == "shared_object_id"
+            else _numbered_shared_objects(value, numbers) for key, value in config.items()}
+
+
+def _dotted(params, prefix="features"):
+    for key, value in params.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", value
+
+
+def load_model(path, features=None, classes=None):
+    """(model, record) of a model saved by save_model; record: {'features': ..., 'classes': [...]}.
+
+    Refuses, in one line naming the first differing param, a model trained on other
+    `features` params or other `classes` than the given ones.
+    """
+    keras, _ = keras_and_tensorflow()
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"no model at {path}: run `dvc repro train` first, or pass --model")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            record = json.loads(archive.read(RECORD))
+        model = keras.models.load_model(path, compile=False)  # the optimizer state is not needed to predict
+    except (zipfile.BadZipFile, KeyError, IsADirectoryError, ValueError, OSError) as error:
+        if isinstance(error, OSError) and error.errno == 28:
+            raise
+        raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
+                        "pass a data/model/model.keras, or run `dvc repro train`")
+    if features is not None:
+        trained, wanted = dict(_dotted(record["features"])), dict(_dotted(features))
+        for key in sorted(set(trained) | set(wanted)):
+            if trained.get(key) != wanted.get(key):
+                raise UserError(f"{path} was trained on features with {key}={trained.get(key)!r}, but these have "
+                                f"{wanted.get(key)!r}: set it back in params.yaml, or run `dvc repro` to retrain")
+    if classes is not None and list(classes) != record["classes"]:
+        raise UserError(f"{path} was trained on the classes {record['classes']}, but the labels are {list(classes)}: "
+                        "run `dvc repro` to retrain")
+    return model, record
+
+
+def top_labels(probabilities, classes, k=3):
+    """(n, n_classes) probabilities -> for each row, the k most probable (label, probability)."""
+    best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [[(classes[c], float(row[c])) for c in order] for row, order in zip(probabilities, best)]

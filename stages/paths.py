@@ -1,0 +1,37 @@
+"""Where every stage reads and writes, relative to the repository's top folder: each path defined once."""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+RAW = Path("data/raw")                      # download: the audio (GTZAN, demo) and tracks.csv
+RAW_TRACKS = RAW / "tracks.csv"
+DOWNLOADS = Path("data/downloads")          # outside every DVC output: a partial or verified archive survives a re-run
+GTZAN_CHECKSUMS = Path("data/gtzan/checksums.tsv")
+FAULT_FILTERED = Path("data/gtzan/splits/fault-filtered")
+
+PRETRAINED = Path("data/pretrained")
+MUSICNN_CHECKPOINT = PRETRAINED / "MSD_musicnn"
+
+FEATURES = Path("data/features")            # extract
+FEATURE_MATRIX = FEATURES / "features.npy"
+FEATURE_TRACKS = FEATURES / "tracks.csv"
+FEATURE_PARAMS = FEATURES / "params.json"
+SKIPPED = FEATURES / "skipped.csv"
+
+LABELS = Path("data/labels")                # encode
+ONEHOT = LABELS / "onehot.npy"
+CLASSES = LABELS / "classes.json"
+
+SPLIT = Path("data/split")                  # split: train.txt, valid.txt, test.txt
+
+MODEL = Path("data/model/model.keras")      # train
+TRAIN_LOG = Path("metrics/train_log.csv")
+TRAIN_METRICS = Path("metrics/train.json")
+
+EVAL_METRICS = Path("metrics/eval.json")    # evaluate
+CONFUSION = Path("metrics/confusion.csv")
+CONFUSION_PLOT = Path("metrics/confusion.png")
+MISCLASSIFIED = Path("metrics/misclassified.csv")
+
+PICTURES = Path("metrics/mfcc")             # visualize

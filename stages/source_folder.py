@@ -1,0 +1,76 @@
+"""Stage `download` with data.source=folder: your own labelled music, read in place.
+
+`data.folder` holds one folder per label, its audio files inside (at any depth):
+`<label>/<file>`. Labels are the folder names, whatever their characters. The audio is not
+copied: `data/raw/tracks.csv` (catalogue.COLUMNS) records where each file is, so a large
+collection is stored once; DVC hashes the folder as a dependency of this stage.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from stages.audio import AUDIO_SUFFIXES, file_md5
+from stages.catalogue import COLUMNS, summarize
+from stages.common import UserError, atomic_output, load_params, log, progress, run
+from stages.paths import RAW, RAW_TRACKS
+
+
+def _visible(path, root):
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def scan(folder):
+    """{label: [audio files]} of `folder`, labels sorted; raises UserError for a layout that cannot train."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"data.folder is {folder}, which is not a folder: set it to a folder of "
+                        "<label>/<audio files> in params.yaml")
+    labels = {}
+    for label in sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p, folder)):
+        files = sorted(p for p in label.rglob("*") if p.is_file() and _visible(p, folder))
+        audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
+        if not audio:
+            raise UserError(f"the label folder '{label.name}' in {folder} holds no audio files "
+                            f"({', '.join(sorted(AUDIO_SUFFIXES))}): add some, or remove the folder")
+        labels[label.name] = audio
+    if len(labels) < 2:
+        raise UserError(f"{folder} holds {len(labels)} label folder(s) ({', '.join(labels) or 'none'}); "
+                        "a classifier needs at least 2: <label>/<audio files>")
+    return labels
+
+
+def folder_catalogue(folder):
+    """The tracks table of `folder`: track_id is the file's path below `folder`, md5 the file's.
+
+    A file with the same bytes as an earlier one (under any label) is marked "duplicate of <track_id>";
+    extract skips it, so no recording is on both sides of a split.
+    """
+    folder = Path(folder)
+    files = [(label, path) for label, paths in scan(folder).items() for path in paths]
+    first_of, rows = {}, []
+    for label, path in progress(files, len(files), "checksums", unit="files"):
+        track_id = path.relative_to(folder).as_posix()
+        md5 = file_md5(path)
+        status = f"duplicate of {first_of[md5]}" if md5 in first_of else "ok"
+        first_of.setdefault(md5, track_id)
+        rows.append((track_id, label, path.as_posix(), md5, status, "folder"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def catalogue_folder(folder, raw=RAW):
+    """Write `raw/tracks.csv` for the music in `folder`; returns the table."""
+    tracks = folder_catalogue(folder)
+    with atomic_output(raw) as staging:
+        staging.mkdir()
+        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
+    log(summarize(tracks))
+    return tracks
+
+
+def main():
+    catalogue_folder(load_params()["data"]["folder"])
+
+
+if __name__ == "__main__":
+    run(main)
