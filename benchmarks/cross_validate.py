@@ -22,10 +22,12 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 import numpy as np  # noqa: E402
 
 from conftest import SAMPLE_DIR  # noqa: E402
-from stages.common import GENRES, load_params  # noqa: E402
-from stages.extract import extract, load_audio  # noqa: E402
+from stages.audio import load_audio  # noqa: E402
+from stages.common import load_params  # noqa: E402
+from stages.extract import file_results  # noqa: E402
 from stages.musicnn import LAYERS, patch_outputs  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
+from stages.source_gtzan import GENRES  # noqa: E402
 from stages.train import train  # noqa: E402
 
 
@@ -36,10 +38,15 @@ def cross_validate(x, genres, epochs, hidden_units):
     accuracies = []
     with tempfile.TemporaryDirectory() as folder:
         for k in range(5):
-            model, _ = train(x[fold != k], y[fold != k], epochs=epochs, seed=k, hidden_units=hidden_units,
-                             validation_split=0.0, log_path=Path(folder) / "log.csv", verbose=0)
+            model, _ = train(x[fold != k], y[fold != k], None, epochs=epochs, seed=k, hidden_units=hidden_units,
+                             log_path=Path(folder) / "log.csv", verbose=0)
             accuracies.append(np.mean(model.predict_on_batch(x[fold == k]).argmax(axis=1) == genres[fold == k]))
     return float(np.mean(accuracies))
+
+
+def extract(clips, features):
+    """(n_clips, n_values) rows of `clips`, with extract's parallel workers."""
+    return np.concatenate([rows for rows, _, _ in file_results([str(clip) for clip in clips], features)])
 
 
 def main():
@@ -56,7 +63,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         unpack_checkpoint(download_wheel(folder), Path("data/pretrained"))
 
-    rows = [("mfcc (the seed)", extract(clips, features | {"kind": "mfcc"})[0])]
+    rows = [("mfcc (the seed)", extract(clips, features | {"kind": "mfcc"}))]
     start = time.perf_counter()
     extract(clips, features | {"kind": "musicnn"})
     print(f"musicnn embeddings with {os.cpu_count()} workers, model loading included: "

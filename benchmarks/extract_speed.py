@@ -23,9 +23,9 @@ import psutil
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 from conftest import SAMPLE_DIR, clone_project, run_in, tool_env  # noqa: E402
-from stages.common import GENRES  # noqa: E402
-from stages.demo_corpus import write_demo_corpus  # noqa: E402
-from stages.download import catalogue  # noqa: E402
+from stages.catalogue import clip_catalogue  # noqa: E402
+from stages.source_demo import write_demo_corpus  # noqa: E402
+from stages.source_gtzan import GENRES  # noqa: E402
 
 SEED_LOOP = textwrap.dedent("""
     import sys
@@ -35,7 +35,7 @@ SEED_LOOP = textwrap.dedent("""
 
     tracks = pd.read_csv("data/features/tracks.csv")
     rows = []
-    for track, genre in zip(tracks["track_id"], tracks["genre"]):
+    for track, genre in zip(tracks["track_id"], tracks["label"]):
         y, sr = librosa.load(f"data/raw/genres/{genre}/{track}.wav")
         mfcc = librosa.feature.mfcc(y=y, sr=sr)
         mfcc /= np.amax(np.absolute(mfcc))
@@ -57,7 +57,7 @@ def build_corpus(raw, clips_per_genre):
     else:
         write_demo_corpus(genres, clips_per_genre)
         source = "the demo corpus"
-    tracks = catalogue(raw, "benchmark")
+    tracks = clip_catalogue(raw, Path("data/raw"), "benchmark")
     tracks.to_csv(raw / "tracks.csv", index=False)
     return len(tracks), source
 

@@ -22,9 +22,8 @@ import soundfile as sf  # noqa: E402
 
 from conftest import SAMPLE_DIR  # noqa: E402
 from stages.common import load_params  # noqa: E402
-from stages.extract import load_audio  # noqa: E402
+from stages.model import build_model, load_model  # noqa: E402
 from stages.predict import classify  # noqa: E402
-from stages.train import build_model, load_model  # noqa: E402
 
 
 def main():
@@ -32,7 +31,8 @@ def main():
     parser.add_argument("--model", type=Path, default=PROJECT / "data/model/model.keras")
     args = parser.parse_args()
     features = load_params(PROJECT / "params.yaml")["features"]
-    model = load_model(args.model) if args.model.exists() else build_model(features["mfcc"]["n_values"])
+    features["windows"] = "all"  # a whole song, as a listener would ask
+    model = load_model(args.model)[0] if args.model.exists() else build_model(features["mfcc"]["n_values"])
     startup = time.perf_counter() - start
 
     sr, seconds = features["sample_rate"], 240
@@ -46,11 +46,11 @@ def main():
         for fmt in ("wav", "mp3"):
             path = Path(folder) / f"song.{fmt}"
             sf.write(path, song, sr, format=fmt.upper())
-            classify(load_audio(path, sr), model, features)  # warm-up: TensorFlow traces on the first call
+            classify(path, model, features)  # warm-up: TensorFlow traces on the first call
             times = []
             for _ in range(5):
                 begin = time.perf_counter()
-                _, n_windows = classify(load_audio(path, sr), model, features)
+                _, n_windows = classify(path, model, features)
                 times.append(time.perf_counter() - begin)
             print(f"4-minute {fmt.upper()} song, decode + {n_windows} windows + model: "
                   f"median {np.median(times):.2f} s over {len(times)} runs")

@@ -12,9 +12,9 @@ from stages.model import build_model, save_model, seed_everything
 from stages.paths import MODEL, TRAIN_LOG, TRAIN_METRICS
 
 
-def train(x, y, validation, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
+def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
           batch_size=32, log_path=TRAIN_LOG, verbose=2):
-    """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes), validating on `validation` (x, y).
+    """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes), validating on `validation` (x, y) if given.
 
     Writes one line per epoch to the CSV `log_path` (and, with verbose=2, to the console);
     returns (model, history).

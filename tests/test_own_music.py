@@ -1,0 +1,138 @@
+"""The folder source: your own labels, formats and song lengths, end to end on real audio."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import clone_project, run_in
+from stages.common import UserError
+from stages.source_folder import folder_catalogue, scan
+
+LABELS = {"calme étude": ["classical", "jazz"], "hip hop": ["hiphop", "disco", "reggae"],
+          "Métal & rock": ["metal", "rock"], "pop country": ["pop", "country", "blues"]}
+FORMATS = ["mp3", "flac", "ogg", "wav"]
+
+
+def write_collection(sample_dir, root):
+    """Real GTZAN clips under labels that are not GTZAN's: clips 0-2 of each genre in four formats, and
+    one 2-minute song per label (clips 3 and 4 of two of its genres, one after the other)."""
+    for n, (label, genres) in enumerate(LABELS.items()):
+        for genre in genres:
+            for k in range(3):
+                audio, sr = sf.read(sample_dir / genre / f"{genre}.{k:05d}.wav", dtype="float32")
+                fmt = FORMATS[(n + k) % len(FORMATS)]
+                (root / label / genre).mkdir(parents=True, exist_ok=True)
+                sf.write(root / label / genre / f"{genre} clip {k}.{fmt}", audio, sr, format=fmt.upper())
+        song = np.concatenate([sf.read(sample_dir / genre / f"{genre}.{k:05d}.wav", dtype="float32")[0]
+                               for genre in genres[:2] for k in (3, 4)])
+        sf.write(root / label / "a whole song.flac", song, 22050)
+    return root
+
+
+@pytest.fixture(scope="module")
+def own_music(sample_dir, tmp_path_factory):
+    """A clone trained on the collection (every window) with `dvc repro`; the collection sits outside the clone."""
+    folder = tmp_path_factory.mktemp("own")
+    collection = write_collection(sample_dir, folder / "my music")
+    repo = clone_project(folder / "repo", {"data.source": "folder", "data.folder": str(collection),
+                                           "features.windows": "all", "epochs": 10})
+    repo.output = run_in(repo, "dvc", "repro").stderr
+    repo.collection = collection
+    return repo
+
+
+def test_the_classes_are_the_folders_labels(own_music):
+    assert json.loads((own_music / "data/labels/classes.json").read_text()) == sorted(LABELS)
+
+
+def test_every_window_of_a_song_is_a_row_of_its_track(own_music):
+    rows = pd.read_csv(own_music / "data/features/tracks.csv")
+    windows = rows.groupby("track_id").agg(n=("window", "size"), duration=("duration", "first"))
+    assert len(windows) == 34 and (windows["n"] == 1).sum() == 30
+    songs = windows[windows.index.str.endswith("a whole song.flac")]
+    assert len(songs) == 4 and (songs["n"] == songs["duration"] // 30).all() and (songs["n"] >= 3).all()
+
+
+def test_no_track_is_on_two_sides_of_the_split(own_music):
+    sets = {name: set((own_music / f"data/split/{name}.txt").read_text().splitlines())
+            for name in ("train", "valid", "test")}
+    assert not sets["train"] & sets["test"] and not sets["train"] & sets["valid"] and not sets["valid"] & sets["test"]
+    assert len(sets["train"] | sets["valid"] | sets["test"]) == 34
+
+
+def test_evaluate_names_the_labels_and_reports_tracks_next_to_windows(own_music):
+    evaluation = json.loads((own_music / "metrics/eval.json").read_text())
+    assert set(evaluation["per_label"]) <= set(LABELS)
+    assert evaluation["test_tracks"] < evaluation["test_rows"] or evaluation["test_tracks"] == evaluation["test_rows"]
+    confusion = pd.read_csv(own_music / "metrics/confusion.csv")
+    assert set(confusion["actual"]) | set(confusion["predicted"]) <= set(LABELS)
+    assert sorted(p.stem for p in (own_music / "metrics/mfcc").iterdir()) == sorted(LABELS)
+
+
+def test_predict_answers_with_the_folders_labels(own_music):
+    song = own_music.collection / "Métal & rock" / "a whole song.flac"
+    answer = json.loads(run_in(own_music, sys.executable, "-m", "stages.predict", "--json", str(song)).stdout)
+    assert answer["windows"] == 4 and {guess["label"] for guess in answer["top"]} <= set(LABELS)
+
+
+def test_a_change_inside_the_folder_makes_the_stage_changed(own_music):
+    extra = own_music.collection / "hip hop" / "new.wav"
+    sf.write(extra, np.zeros(22050, np.float32), 22050)
+    try:
+        status = json.loads(run_in(own_music, "dvc", "status", "--json").stdout)
+    finally:
+        extra.unlink()
+    assert "download" in status
+
+
+# ---------------------------------------------------------------- bad input, one clear line each
+
+def test_a_folder_that_does_not_exist_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="data.folder is .*missing, which is not a folder"):
+        scan(tmp_path / "missing")
+
+
+def test_a_single_label_is_refused(tmp_path):
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only/a.wav").write_bytes(b"RIFF")
+    with pytest.raises(UserError, match=r"holds 1 label folder\(s\) \(only\); a classifier needs at least 2"):
+        scan(tmp_path)
+
+
+def test_an_empty_label_folder_is_refused_naming_it(tmp_path):
+    (tmp_path / "calm").mkdir()
+    (tmp_path / "calm/a.flac").write_bytes(b"fLaC")
+    (tmp_path / "loud").mkdir()
+    (tmp_path / "loud/cover.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(UserError, match="the label folder 'loud' .* holds no audio files"):
+        scan(tmp_path)
+
+
+def test_duplicates_are_reported_under_any_label(tmp_path):
+    for path in ["calm/a.wav", "calm/b.wav", "loud/c.wav", "loud/d.wav"]:
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_bytes(b"same bytes" if path != "loud/d.wav" else b"other")
+    tracks = folder_catalogue(tmp_path).set_index("track_id")
+    assert tracks.at["calm/b.wav", "status"] == "duplicate of calm/a.wav"
+    assert tracks.at["loud/c.wav", "status"] == "duplicate of calm/a.wav"
+    assert tracks.at["loud/d.wav", "status"] == "ok"
+
+
+def test_a_zero_byte_file_and_a_text_file_named_mp3_are_skipped_with_their_reason(tmp_path, sample_dir):
+    import stages.extract
+    for label, genre in [("calm", "classical"), ("loud", "metal")]:
+        (tmp_path / "music" / label).mkdir(parents=True)
+        sf.write(tmp_path / "music" / label / "real.ogg", sf.read(sample_dir / genre / f"{genre}.00000.wav")[0], 22050)
+    (tmp_path / "music/calm/empty.wav").write_bytes(b"")
+    (tmp_path / "music/loud/notes.mp3").write_text("not audio")
+    features = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
+                "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
+    rows, skipped = stages.extract.extract(folder_catalogue(tmp_path / "music"), features, tmp_path / "out", 1)
+    assert sorted(rows["track_id"]) == ["calm/real.ogg", "loud/real.ogg"]
+    reasons = dict(zip(skipped["track_id"], skipped["reason"]))
+    assert set(reasons) == {"calm/empty.wav", "loud/notes.mp3"}
+    assert all(reason.startswith("cannot decode") for reason in reasons.values())
