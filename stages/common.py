@@ -61,6 +61,11 @@ def _path_or_null(value):
         return "must be a file path, or null"
 
 
+def _scheduler_or_null(value):
+    if value is not None and not (isinstance(value, str) and "://" in value):
+        return "must be a Dask scheduler's address such as tcp://host:8786, or null for this machine"
+
+
 def _md5_or_null(value):
     if value is not None and not (isinstance(value, str) and len(value) == 32
                                   and all(c in "0123456789abcdef" for c in value)):
@@ -88,6 +93,7 @@ SCHEMA = {
         "sample_rate": _integer(1),
         "windows": _choice("first", "all"),
         "n_jobs": _integer(0),
+        "scheduler": _scheduler_or_null,
         "mfcc": {
             "n_mfcc": _integer(1),
             "n_fft": _integer(16),

@@ -62,7 +62,8 @@ def misclassified(track_ids, y, probabilities, classes, k=3):
             for rank, (label, p) in enumerate(guesses, 1):
                 row |= {f"guess_{rank}": label, f"p_{rank}": round(p, 4)}
             rows.append(row)
-    return pd.DataFrame(rows, columns=["track_id", "actual"] + [f"{c}_{r}" for r in range(1, k + 1) for c in ("guess", "p")])
+    guesses = [f"{column}_{rank}" for rank in range(1, k + 1) for column in ("guess", "p")]
+    return pd.DataFrame(rows, columns=["track_id", "actual", *guesses])
 
 
 def plot_confusion(actual, predicted, classes, path):

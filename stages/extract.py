@@ -6,18 +6,10 @@ duration in s, source); `skipped.csv` (track_id, reason) for the files that coul
 `params.json`, the feature params the rows were made with (features.recipe).
 """
 
-import ctypes
 import json
-import multiprocessing
-import os
-import signal
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from stages.audio import WINDOW_SECONDS, Unreadable
 from stages.catalogue import SHOWN
@@ -25,6 +17,7 @@ from stages.common import ClipTooShort, UserError, atomic_output, load_params, l
 from stages.dataset import read_tracks
 from stages.features import feature_width, file_rows, recipe, require_weights
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
+from stages.workers import results
 
 NPY_HEADER = 128
 """Bytes of a version 1.0 .npy header for a 2-D float32 matrix of any realistic shape."""
@@ -37,53 +30,9 @@ def _featurize_file(task):
         rows, seconds = file_rows(path, features)
         return rows, seconds, None
     except ClipTooShort as error:
-        return None, 0, f"too short: {error}"
+        return None, 0, f"too short for the features: {error}"
     except Unreadable as error:
         return None, 0, str(error)
-
-
-def _keep_freed_memory():
-    """Let glibc keep freed memory: each clip allocates some 30 MB of temporaries, and handing
-    them back to the kernel to fault them in again for the next clip costs a sixth of the run."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return  # not glibc: nothing to tune
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    libc.mallopt(m_mmap_threshold, 256 << 20)
-    libc.mallopt(m_trim_threshold, 512 << 20)
-    libc.mallopt(m_top_pad, 64 << 20)
-
-
-def _prepare_worker():
-    # Ctrl-C is for the driver to report; a worker would print a stray traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One BLAS thread per process: two workers with two threads each would fight over two
-    # cores, and rows computed with other thread counts differ in the last bits.
-    threadpool_limits(1)
-    _keep_freed_memory()
-
-
-def file_results(paths, features, n_jobs=0):
-    """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order.
-
-    A worker that dies (out-of-memory killer, a crashing decoder) ends the run with UserError.
-    """
-    n_jobs = n_jobs or os.cpu_count()
-    tasks = [(path, features) for path in paths]
-    with ExitStack() as stack:
-        if n_jobs == 1:
-            stack.enter_context(threadpool_limits(1))  # as in the workers, and undone after
-            _keep_freed_memory()
-            yield from map(_featurize_file, tasks)
-            return
-        pool = stack.enter_context(ProcessPoolExecutor(
-            n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_prepare_worker))
-        try:
-            yield from pool.map(_featurize_file, tasks, chunksize=4)
-        except BrokenProcessPool:
-            raise UserError("a worker process died while extracting (out of memory, or a crashing decoder): "
-                            "run again, with features.n_jobs=1 if memory is short")
 
 
 class RowWriter:
@@ -110,7 +59,12 @@ class RowWriter:
         self.file.close()
 
 
-def extract(tracks, features, folder, n_jobs=0):
+def file_results(paths, features, n_jobs=0, scheduler=None):
+    """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order."""
+    yield from results(_featurize_file, [(str(path), features) for path in paths], n_jobs, scheduler)
+
+
+def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     """Write the features of `tracks` (RAW_TRACKS rows) into the new folder `folder`.
 
     Returns (row table, skipped table): one row per window of the usable files, in the order of `tracks`.
@@ -123,8 +77,8 @@ def extract(tracks, features, folder, n_jobs=0):
     folder.mkdir()
     writer = RowWriter(folder / FEATURE_MATRIX.name, width)
     try:
-        results = file_results(todo["path"].tolist(), features, n_jobs)
-        for track, (rows, seconds, reason) in zip(todo.itertuples(), progress(results, len(todo), "extract")):
+        done = file_results(todo["path"].tolist(), features, n_jobs, scheduler)
+        for track, (rows, seconds, reason) in zip(todo.itertuples(), progress(done, len(todo), "extract")):
             if reason is not None:
                 skipped.append((track.track_id, reason))
                 continue
@@ -145,7 +99,7 @@ def main():
     # Stable row order, whatever the source's: labels, then track ids (GTZAN's genres are sorted already).
     tracks = read_tracks(RAW_TRACKS).sort_values(["label", "track_id"], kind="stable")
     with atomic_output(FEATURES) as staging:
-        rows, skipped = extract(tracks, features, staging, features["n_jobs"])
+        rows, skipped = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
         for row in skipped.head(SHOWN).itertuples():
             log(f"extract: skipped {row.track_id}: {row.reason}")
         if len(skipped) > SHOWN:

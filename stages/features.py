@@ -74,7 +74,7 @@ def featurize(y, features):
     return KINDS[kind](y, sr=features["sample_rate"], **features[kind])
 
 
-WORKER_SETTINGS = ("n_jobs",)
+WORKER_SETTINGS = ("n_jobs", "scheduler")
 """Params of the `features` group that say how, not what: the rows do not depend on them."""
 
 

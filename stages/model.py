@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import UserError, atomic_output
+from stages.common import UserError, atomic_output, no_space_left
 from stages.keras_import import keras_and_tensorflow
 
 RECORD = "pipeline.json"
@@ -83,23 +83,19 @@ def _dotted(params, prefix="features"):
             yield f"{prefix}.{key}", value
 
 
-def load_model(path, features=None, classes=None):
-    """(model, record) of a model saved by save_model; record: {'features': ..., 'classes': [...]}.
+def read_record(path, features=None, classes=None):
+    """{'features': ..., 'classes': [...]} of a model saved by save_model, read without TensorFlow.
 
     Refuses, in one line naming the first differing param, a model trained on other
     `features` params or other `classes` than the given ones.
     """
-    keras, _ = keras_and_tensorflow()
     path = Path(path)
     if not path.exists():
         raise UserError(f"no model at {path}: run `dvc repro train` first, or pass --model")
     try:
         with zipfile.ZipFile(path) as archive:
             record = json.loads(archive.read(RECORD))
-        model = keras.models.load_model(path, compile=False)  # the optimizer state is not needed to predict
-    except (zipfile.BadZipFile, KeyError, IsADirectoryError, ValueError, OSError) as error:
-        if isinstance(error, OSError) and error.errno == 28:
-            raise
+    except (zipfile.BadZipFile, KeyError, IsADirectoryError, ValueError):
         raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
                         "pass a data/model/model.keras, or run `dvc repro train`")
     if features is not None:
@@ -111,6 +107,20 @@ def load_model(path, features=None, classes=None):
     if classes is not None and list(classes) != record["classes"]:
         raise UserError(f"{path} was trained on the classes {record['classes']}, but the labels are {list(classes)}: "
                         "run `dvc repro` to retrain")
+    return record
+
+
+def load_model(path, features=None, classes=None):
+    """(Keras model, record) of a model saved by save_model, checked by read_record."""
+    record = read_record(path, features, classes)
+    keras, _ = keras_and_tensorflow()
+    try:
+        model = keras.models.load_model(path, compile=False)  # the optimizer state is not needed to predict
+    except (ValueError, OSError, KeyError) as error:
+        if no_space_left(error):
+            raise
+        raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
+                        "pass a data/model/model.keras, or run `dvc repro train`")
     return model, record
 
 

@@ -3,35 +3,29 @@
     python -m stages.predict SONG [SONG ...] [--json] [--model PATH]
 
 SONG is a file or a folder of them (wav, au, flac, ogg, mp3, ...). Each song gets the feature
-rows of `extract` with the workspace's params (the same windows: features.windows), and the
-rows' probabilities are averaged, over the classes the model was trained with.
+rows of `extract` with the workspace's params (the same windows: features.windows; the same
+workers: features.n_jobs or the Dask cluster of features.scheduler), and the rows'
+probabilities are averaged, over the classes the model was trained with.
 """
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from stages.audio import AUDIO_SUFFIXES, Unreadable
-from stages.common import ClipTooShort, UserError, load_params, log, run
-from stages.features import file_rows, recipe, require_weights
-from stages.model import load_model, top_labels
+from stages.audio import AUDIO_SUFFIXES
+from stages.common import UserError, load_params, log, run
+from stages.extract import file_results
+from stages.features import recipe, require_weights
+from stages.model import load_model, read_record, top_labels
 from stages.paths import MODEL
 
 
-def classify(path, model, features):
-    """(probabilities (n_classes,), n_windows) of one audio file, averaged over its windows.
-
-    Raises UserError saying why the file cannot be classified.
-    """
-    try:
-        rows, _ = file_rows(path, features)
-    except Unreadable as error:
-        raise UserError(str(error))
-    except ClipTooShort as error:
-        raise UserError(f"too short for the features: {error}")
-    return np.asarray(model.predict_on_batch(rows)).mean(axis=0), len(rows)
+def classify(rows, model):
+    """Probabilities (n_classes,) of one song: the mean over its feature rows (n_windows, n_values)."""
+    return np.asarray(model.predict_on_batch(rows)).mean(axis=0)
 
 
 def songs(paths):
@@ -61,24 +55,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     features = load_params()["features"]
-    model, record = load_model(args.model, recipe(features))
+    classes = read_record(args.model, recipe(features))["classes"]
     require_weights(features)
-    classes = record["classes"]
     named = list(songs(args.songs))
+    computed = file_results([song for song, problem in named if problem is None], features,
+                            features["n_jobs"], features["scheduler"])
+    # Start the local workers before TensorFlow is imported: forking a process that runs it is unsafe.
+    first = next(computed, None)
+    model, _ = load_model(args.model)
+    computed = itertools.chain([first], computed)
     width = max(len(str(song)) for song, _ in named)
     label_width = max(9, *map(len, classes))
     if not args.json:
-        print(f"{'song':{width}}  {'windows':>7}  " + "  ".join(f"{rank:>{label_width + 6}}" for rank in ("1st", "2nd", "3rd")))
+        ranks = "  ".join(f"{rank:>{label_width + 6}}" for rank in ("1st", "2nd", "3rd"))
+        print(f"{'song':{width}}  {'windows':>7}  {ranks}")
     failed = 0
     for song, problem in named:
-        try:
-            if problem is not None:
-                raise UserError(problem)
-            probabilities, n_windows = classify(song, model, features)
-        except UserError as error:
-            log(f"predict: {song}: {error}")
+        if problem is None:
+            rows, _, problem = next(computed)
+        if problem is not None:
+            log(f"predict: {song}: {problem}")
             failed += 1
             continue
+        probabilities, n_windows = classify(rows, model), len(rows)
         best = top_labels(probabilities[np.newaxis], classes)[0]
         if args.json:
             print(json.dumps({"song": str(song), "windows": n_windows,

@@ -6,7 +6,6 @@ output, so that re-running the stage (after a code or mirror change) never fetch
 """
 
 import gzip
-import hashlib
 import http.client
 import re
 import stat

@@ -14,7 +14,7 @@ from stages.paths import MODEL, TRAIN_LOG, TRAIN_METRICS
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
           batch_size=32, log_path=TRAIN_LOG, verbose=2):
-    """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes), validating on `validation` (x, y) if given.
+    """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes); validate on `validation` (x, y) if given.
 
     Writes one line per epoch to the CSV `log_path` (and, with verbose=2, to the console);
     returns (model, history).

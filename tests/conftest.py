@@ -1,6 +1,8 @@
 """Shared fixtures: real GTZAN sample clips, a loopback HTTP server, GTZAN-shaped archives, project copies."""
 
+import hashlib
 import http.server
+import json
 import io
 import os
 import shutil
@@ -9,6 +11,7 @@ import sys
 import tarfile
 import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ import soundfile as sf
 from stages.source_demo import write_demo_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
+DEMO = {"data.source": "demo", "data.demo.clips_per_genre": 10}
 SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
 
 
@@ -186,3 +190,58 @@ def clone_project(clone, overrides=None):
     run_in(clone, "git", "add", "-A")
     run_in(clone, "git", "commit", "-q", "-m", "clone of the project")
     return clone
+
+
+def dvc(repo, *args, check=True):
+    return run_in(repo, "dvc", *args, check=check)
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def params_set(repo, overrides):
+    """params.yaml with {dotted: value} set, restored afterwards."""
+    write_params(repo, overrides)
+    try:
+        yield
+    finally:
+        run_in(repo, "git", "checkout", "params.yaml")
+
+
+def changed_stages(repo):
+    return set(json.loads(dvc(repo, "status", "--json").stdout))
+
+
+# ---------------------------------------------------------------- shared repositories, one full run each
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed."""
+    repo = clone_project(tmp_path_factory.mktemp("pipeline") / "repo", DEMO)
+    result = dvc(repo, "repro")
+    run_in(repo, "git", "add", "-A")
+    run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
+    repo.output = result.stdout + result.stderr
+    return repo
+
+
+@pytest.fixture(scope="session")
+def gtzan_repo(sample_dir, tmp_path_factory):
+    """The project on the real sample clips as a GTZAN archive served on 127.0.0.1, after `dvc repro encode split`."""
+    folder = tmp_path_factory.mktemp("gtzan")
+    archive = make_tar_gz(clip_members(sample_dir), folder / "genres.tar.gz")
+    server = ArchiveServer()
+    server.files["/genres.tar.gz"] = archive.read_bytes()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    repo = clone_project(folder / "repo", {"data.gtzan.url": server.url("/genres.tar.gz"), "data.gtzan.mirrors": [],
+                                           "data.gtzan.md5": md5(archive)})
+    repo.output = dvc(repo, "repro", "encode", "split").stderr
+    run_in(repo, "git", "add", "-A")
+    run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
+    repo.server = server
+    yield repo
+    server.shutdown()
+    server.server_close()

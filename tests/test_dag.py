@@ -2,7 +2,6 @@
 
 import ast
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml

@@ -5,46 +5,15 @@ import json
 import re
 import sys
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import clip_members, clone_project, make_tar_gz, run_in, write_params
+from conftest import DEMO, changed_stages, clone_project, dvc, md5, params_set, run_in
 from stages.split import split
 
-DEMO = {"data.source": "demo", "data.demo.clips_per_genre": 10}
 CHATTER = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN_OPTS|cuda|CUDA|cuDNN|TensorRT|cpu_feature_guard|I0000 ")
-
-
-def dvc(repo, *args, check=True):
-    return run_in(repo, "dvc", *args, check=check)
-
-
-@contextmanager
-def params_set(repo, overrides):
-    """params.yaml with {dotted: value} set, restored afterwards."""
-    write_params(repo, overrides)
-    try:
-        yield
-    finally:
-        run_in(repo, "git", "checkout", "params.yaml")
-
-
-def changed_stages(repo):
-    return set(json.loads(dvc(repo, "status", "--json").stdout))
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed."""
-    repo = clone_project(tmp_path_factory.mktemp("pipeline") / "repo", DEMO)
-    result = dvc(repo, "repro")
-    run_in(repo, "git", "add", "-A")
-    run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
-    repo.output = result.stdout + result.stderr
-    return repo
 
 
 def read_json(path):
@@ -96,7 +65,8 @@ def test_every_split_method_trains_and_validates_on_every_class(repo):
 
 
 def test_the_committed_split_is_what_train_reads(repo):
-    sizes = {name: len((repo / f"data/split/{name}.txt").read_text().splitlines()) for name in ("train", "valid", "test")}
+    sizes = {name: len((repo / f"data/split/{name}.txt").read_text().splitlines())
+             for name in ("train", "valid", "test")}
     assert sizes == {"train": 64, "valid": 16, "test": 20}
     assert read_json(repo / "metrics/train.json")["train_clips"] == 64
 
@@ -135,7 +105,8 @@ def test_predict_tells_the_genre_of_held_back_demo_clips(repo):
     result = run_in(repo, sys.executable, "-m", "stages.predict", "--json", *songs)
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == len(held_back)
-    right = {answer["top"][0]["label"] for answer in answers if answer["song"].split("/")[-2] == answer["top"][0]["label"]}
+    right = {answer["top"][0]["label"] for answer in answers
+             if answer["song"].split("/")[-2] == answer["top"][0]["label"]}
     assert len(right) >= 3, answers
 
 
@@ -197,10 +168,6 @@ def test_a_queued_sweep_runs_with_queue_start(repo):
     assert {5, 6} <= epochs
 
 
-def md5(path):
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def previous_row(path):
     """The previous release's row of one clip, its extract code (commit 347f1bc) written out."""
     import librosa
@@ -213,28 +180,6 @@ def previous_row(path):
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel.T), n_mfcc=20)
     mfcc /= np.abs(mfcc).max()
     return mfcc.reshape(-1)[:25000].astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def gtzan_repo(sample_dir, tmp_path_factory):
-    """The project with the real sample clips as a GTZAN archive on a loopback server, after `dvc repro encode split`."""
-    from conftest import ArchiveServer
-    import threading
-    folder = tmp_path_factory.mktemp("gtzan")
-    archive = make_tar_gz(clip_members(sample_dir), folder / "genres.tar.gz")
-    server = ArchiveServer()
-    server.files["/genres.tar.gz"] = archive.read_bytes()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    repo = clone_project(folder / "repo", {"data.gtzan.url": server.url("/genres.tar.gz"), "data.gtzan.mirrors": [],
-                                           "data.gtzan.md5": md5(archive)})
-    repo.output = dvc(repo, "repro", "encode", "split").stderr
-    run_in(repo, "git", "add", "-A")
-    run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
-    repo.server = server
-    yield repo
-    server.shutdown()
-    server.server_close()
 
 
 def test_repro_download_on_a_real_gtzan_archive_over_http(gtzan_repo):

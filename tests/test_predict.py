@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from conftest import PROJECT, run_in
-from stages.common import UserError, load_params
+from stages.common import load_params
 from stages.features import recipe
+from stages.extract import file_results
 from stages.model import build_model, save_model, seed_everything
 from stages.predict import classify
 from stages.source_gtzan import GENRES
@@ -35,27 +36,35 @@ def model():
     return build_model(25000)
 
 
+def rows_of(path, features=FEATURES):
+    """(rows, reason) of one song, as predict computes them."""
+    rows, _, reason = next(file_results([path], features, n_jobs=1))
+    return rows, reason
+
+
 def test_classify_averages_the_windows_into_one_distribution(model, tmp_path):
-    probabilities, n_windows = classify(song(tmp_path, 95), model, FEATURES)
-    assert n_windows == 3 and probabilities.shape == (10,)
+    rows, _ = rows_of(song(tmp_path, 95))
+    probabilities = classify(rows, model)
+    assert len(rows) == 3 and probabilities.shape == (10,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(probabilities, np.asarray(model.predict_on_batch(rows)).mean(axis=0), rtol=1e-6)
 
 
-def test_with_the_first_window_only_a_long_song_is_one_row_as_in_extract(model, tmp_path):
-    _, n_windows = classify(song(tmp_path, 95), model, FEATURES | {"windows": "first"})
-    assert n_windows == 1
+def test_with_the_first_window_only_a_long_song_is_one_row_as_in_extract(tmp_path):
+    rows, _ = rows_of(song(tmp_path, 95), FEATURES | {"windows": "first"})
+    assert len(rows) == 1
 
 
-def test_classify_refuses_a_song_too_short_for_the_features(model, tmp_path):
-    with pytest.raises(UserError, match="too short for the features"):
-        classify(song(tmp_path, 12), model, FEATURES)
+def test_a_song_too_short_for_the_features_gets_its_reason(tmp_path):
+    rows, reason = rows_of(song(tmp_path, 12))
+    assert rows is None and reason.startswith("too short for the features")
 
 
-def test_a_song_of_eight_real_clips_has_eight_windows(sample_dir, model, tmp_path):
+def test_a_song_of_eight_real_clips_has_eight_windows(sample_dir, tmp_path):
     clips = [sf.read(path, dtype="float32")[0] for path in sorted(sample_dir.glob("rock/*.wav"))[:4] * 2]
     sf.write(tmp_path / "long.wav", np.concatenate(clips), SR)
-    _, n_windows = classify(tmp_path / "long.wav", model, FEATURES)
-    assert n_windows == 8
+    rows, _ = rows_of(tmp_path / "long.wav")
+    assert len(rows) == 8
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,147 @@
+"""Per-file work (decoding and features) on local worker processes or a Dask cluster, results in order.
+
+Locally: `n_jobs` forked processes. With a scheduler address (`features.scheduler`), the
+cluster's workers: the project's code is sent to them (Client.upload_file), each worker is
+set up once (_worker_setup), files are read by the workers from the paths the client sees (a
+shared file system), and a worker that dies has its files redone by the others (Dask's own
+rescheduling). Either way the driver holds only a bounded window of results: its memory does
+not grow with the corpus.
+"""
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import tempfile
+import zipfile
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from itertools import islice
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from stages.common import UserError
+
+CONNECT_SECONDS = 10
+WORKERS_SECONDS = 20
+RESULTS_IN_FLIGHT_PER_WORKER = 8
+
+
+def _keep_freed_memory():
+    """Let glibc keep freed memory: each clip allocates some 30 MB of temporaries, and handing
+    them back to the kernel to fault them in again for the next clip costs a sixth of the run."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 256 << 20)
+    libc.mallopt(m_trim_threshold, 512 << 20)
+    libc.mallopt(m_top_pad, 64 << 20)
+
+
+def _prepare_process():
+    # One BLAS thread per process: two workers with two threads each would fight over two
+    # cores, and rows computed with other thread counts differ in the last bits.
+    threadpool_limits(1)
+    _keep_freed_memory()
+
+
+def _prepare_local_worker():
+    # Ctrl-C is the driver's to report; a worker would print a stray traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _prepare_process()
+
+
+def _worker_setup(project):
+    """A Dask worker plugin that sets a worker up once: the thread limits of a local worker, and the
+    project's folder as working folder (where the relative paths of data/ and the pretrained weights point)."""
+    from distributed import WorkerPlugin  # here, so that a local run never imports distributed
+
+    class WorkerSetup(WorkerPlugin):
+        def setup(self, worker):
+            _prepare_process()
+            os.chdir(project)
+
+    return WorkerSetup()
+
+
+def results(function, tasks, n_jobs=0, scheduler=None):
+    """Yield function(task) for each task, in order: in-process (n_jobs=1), on `n_jobs` local
+    processes (0: one per core), or on the Dask cluster at `scheduler`.
+
+    A local worker that dies ends the run with UserError; so do an unreachable scheduler,
+    a cluster without workers and a task that kept killing workers.
+    """
+    if scheduler:
+        yield from _on_cluster(function, tasks, scheduler)
+        return
+    n_jobs = n_jobs or os.cpu_count()
+    with ExitStack() as stack:
+        if n_jobs == 1:
+            stack.enter_context(threadpool_limits(1))  # as in the workers, and undone after
+            _keep_freed_memory()
+            yield from map(function, tasks)
+            return
+        pool = stack.enter_context(ProcessPoolExecutor(
+            n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_prepare_local_worker))
+        try:
+            yield from pool.map(function, tasks, chunksize=4)
+        except BrokenProcessPool:
+            raise UserError("a worker process died (out of memory, or a crashing decoder): "
+                            "run again, with features.n_jobs=1 if memory is short")
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # Ctrl-C or an error: the files not started are not wanted
+            raise
+
+
+def _package(folder):
+    """The `stages` package as a zip in `folder`, for Client.upload_file."""
+    archive = Path(folder) / "stages.zip"
+    package = Path(__file__).resolve().parent
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for module in sorted(package.glob("*.py")):
+            zipped.write(module, f"stages/{module.name}")
+    return archive
+
+
+def _connect(scheduler):
+    from distributed import Client
+    try:
+        client = Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        reason = " ".join(str(error).split()) or error.__class__.__name__
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({reason[:200]}): start it "
+                        "(`dask scheduler`), or fix features.scheduler in params.yaml (null: this machine)")
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_SECONDS)
+    except TimeoutError:
+        client.close()
+        raise UserError(f"the Dask scheduler at {scheduler} has no workers after {WORKERS_SECONDS} s: "
+                        f"start some with `dask worker {scheduler} --nthreads 1`")
+    return client
+
+
+def _on_cluster(function, tasks, scheduler):
+    from distributed import KilledWorker
+    client = _connect(scheduler)
+    with client, tempfile.TemporaryDirectory() as folder:
+        client.upload_file(str(_package(folder)))
+        client.register_plugin(_worker_setup(os.getcwd()), name="genre-pipeline-setup")
+        window = RESULTS_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+        tasks = iter(tasks)
+        in_flight = deque(client.submit(function, task, pure=False) for task in islice(tasks, window))
+        while in_flight:
+            future = in_flight.popleft()
+            try:
+                result = future.result()
+            except KilledWorker:
+                raise UserError("a file kept killing the Dask workers that ran it (out of memory, or a "
+                                "crashing decoder): see the workers' logs")
+            future.release()
+            for task in islice(tasks, 1):
+                in_flight.append(client.submit(function, task, pure=False))
+            yield result
