@@ -32,6 +32,11 @@ def _integer(minimum):
     return check
 
 
+def _boolean(value):
+    if not isinstance(value, bool):
+        return "must be true or false"
+
+
 def _number(low, high):
     def check(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -118,6 +123,7 @@ SCHEMA = {
         "hidden_units": _integer(0),
         "learning_rate": _number(1e-7, 1.0),
         "batch_size": _integer(1),
+        "from_disk": _boolean,
     },
 }
 

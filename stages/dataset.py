@@ -18,16 +18,36 @@ def listed_tracks(name, split=SPLIT):
     return (split / f"{name}.txt").read_text(encoding="utf-8").splitlines()
 
 
-def load_set(name, split=SPLIT):
+class MappedRows:
+    """Some rows of the memory-mapped feature matrix, read only when asked: the matrix may be larger than RAM."""
+
+    def __init__(self, matrix, index):
+        self.matrix, self.index = matrix, index
+        self.shape = (len(index), matrix.shape[1])
+
+    def __len__(self):
+        return len(self.index)
+
+    def take(self, positions):
+        """(len(positions), n_values) float32: the rows at `positions` of this set, read from disk in file order."""
+        index = self.index[positions]
+        order = np.argsort(index, kind="stable")
+        taken = np.empty((len(index), self.shape[1]), np.float32)
+        taken[order] = self.matrix[index[order]]
+        return taken
+
+
+def load_set(name, in_memory=True, split=SPLIT):
     """(x, y, rows) of every row whose track `split/<name>.txt` lists, in the list's order.
 
-    x: (n_rows, n_values) float32, y: (n_rows, n_classes) float32, rows: the rows' part of the
-    features' tracks table (track_id, label, window, ...).
+    x: (n_rows, n_values) float32, read into memory, or else MappedRows; y: (n_rows, n_classes)
+    float32; rows: the rows' part of the features' tracks table (track_id, label, window, ...).
     """
     table = read_tracks(FEATURE_TRACKS)
     rows_of = table.groupby("track_id", sort=False).indices
     rows = np.concatenate([rows_of[track] for track in listed_tracks(name, split)] or [np.empty(0, int)])
-    x = np.load(FEATURE_MATRIX, mmap_mode="r")[rows]
+    matrix = np.load(FEATURE_MATRIX, mmap_mode="r")
+    x = matrix[rows] if in_memory else MappedRows(matrix, rows)
     return x, np.load(ONEHOT)[rows], table.iloc[rows].reset_index(drop=True)
 
 

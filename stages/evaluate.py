@@ -16,7 +16,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_fscore_supp
 from stages.common import UserError, atomic_output, run, write_csv, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
 from stages.keras_import import keras_and_tensorflow
-from stages.model import load_model, top_labels
+from stages.model import batches, load_model, top_labels
 from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL
 
 MACRO_F1 = "mean F1 over the labels present in the test set"
@@ -81,12 +81,12 @@ def plot_confusion(actual, predicted, classes, path):
 
 
 def main():
-    x, y, rows = load_set("test")
+    x, y, rows = load_set("test", in_memory=False)  # read in batches: the test rows need not fit in memory
     if len(x) == 0:
         raise UserError("the test set is empty: check the split params")
     labels = classes()
     model, _ = load_model(MODEL, feature_recipe(), labels)
-    probabilities = model.predict(x, verbose=0)
+    probabilities = model.predict(batches(x, y), verbose=0)
     by_row = scores(y, probabilities, labels)
     track_ids, track_y, track_p = track_probabilities(rows, y, probabilities)
     by_track = scores(track_y, track_p, labels)

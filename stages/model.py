@@ -124,6 +124,29 @@ def load_model(path, features=None, classes=None):
     return model, record
 
 
+def batches(x, y, batch_size=32, seed=None):
+    """A Keras PyDataset of (x, y) batches of MappedRows x: in order, or shuffled each epoch by `seed`."""
+    keras, _ = keras_and_tensorflow()
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.shuffle = None if seed is None else np.random.default_rng(seed)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            positions = self.order[i * batch_size:(i + 1) * batch_size]
+            return x.take(positions), y[positions]
+
+        def on_epoch_end(self):
+            self.order = np.arange(len(x)) if self.shuffle is None else self.shuffle.permutation(len(x))
+
+    return Batches()
+
+
 def top_labels(probabilities, classes, k=3):
     """(n, n_classes) probabilities -> for each row, the k most probable (label, probability)."""
     best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]

@@ -27,7 +27,8 @@ from stages.common import UserError
 
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 20
-RESULTS_IN_FLIGHT_PER_WORKER = 8
+TASKS_PER_CHUNK = 4           # files per Dask task (as per local chunk): fewer round trips for short files
+CHUNKS_IN_FLIGHT_PER_WORKER = 4
 
 
 def _keep_freed_memory():
@@ -125,23 +126,28 @@ def _connect(scheduler):
     return client
 
 
+def _apply(function, chunk):
+    return [function(task) for task in chunk]
+
+
 def _on_cluster(function, tasks, scheduler):
     from distributed import KilledWorker
     client = _connect(scheduler)
     with client, tempfile.TemporaryDirectory() as folder:
         client.upload_file(str(_package(folder)))
         client.register_plugin(_worker_setup(os.getcwd()), name="genre-pipeline-setup")
-        window = RESULTS_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
         tasks = iter(tasks)
-        in_flight = deque(client.submit(function, task, pure=False) for task in islice(tasks, window))
+        chunks = iter(lambda: list(islice(tasks, TASKS_PER_CHUNK)), [])
+        window = CHUNKS_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+        in_flight = deque(client.submit(_apply, function, chunk, pure=False) for chunk in islice(chunks, window))
         while in_flight:
             future = in_flight.popleft()
             try:
-                result = future.result()
+                done = future.result()
             except KilledWorker:
                 raise UserError("a file kept killing the Dask workers that ran it (out of memory, or a "
                                 "crashing decoder): see the workers' logs")
             future.release()
-            for task in islice(tasks, 1):
-                in_flight.append(client.submit(function, task, pure=False))
-            yield result
+            for chunk in islice(chunks, 1):
+                in_flight.append(client.submit(_apply, function, chunk, pure=False))
+            yield from done

@@ -147,3 +147,39 @@ def test_the_saved_model_has_no_save_date(tmp_path):
     save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:
         assert b"date_saved" not in archive.read("metadata.json")
+
+
+@pytest.fixture
+def mapped(toy_data, tmp_path):
+    """The toy rows as a .npy memory map, seen through MappedRows in a shuffled order."""
+    from stages.dataset import MappedRows
+    x, y = toy_data
+    np.save(tmp_path / "features.npy", x)
+    index = np.random.default_rng(1).permutation(len(x))
+    return MappedRows(np.load(tmp_path / "features.npy", mmap_mode="r"), index), y[index], x[index]
+
+
+def test_mapped_rows_are_read_from_disk_in_any_order(mapped):
+    rows, _, x = mapped
+    np.testing.assert_array_equal(rows.take(np.array([5, 0, 59, 5])), x[[5, 0, 59, 5]])
+    assert rows.shape == x.shape
+
+
+def test_training_from_disk_is_deterministic_and_learns(mapped, tmp_path):
+    rows, y, _ = mapped
+    for name in ("a", "b"):
+        train(rows, y, epochs=3, seed=7, from_disk=True, log_path=tmp_path / f"{name}.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_predicting_in_batches_from_disk_gives_the_in_memory_numbers(mapped):
+    from stages.model import batches
+    rows, y, x = mapped
+    model = build_model(50)
+    np.testing.assert_array_equal(model.predict(batches(rows, y), verbose=0), model.predict(x, verbose=0))
+
+
+def test_training_rows_larger_than_free_memory_ask_for_from_disk():
+    from stages.train import check_memory
+    with pytest.raises(UserError, match="set train.from_disk: true to read them from disk in batches"):
+        check_memory(10**9, 25000)
