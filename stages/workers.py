@@ -17,7 +17,6 @@ import zipfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from stages.common import UserError
 
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 20
-TASKS_PER_CHUNK = 4           # files per Dask task (as per local chunk): fewer round trips for short files
+LOCAL_CHUNK = 4                 # files per task sent to a local worker process
+CLUSTER_CHUNK = 16              # files per Dask task: a network round trip costs more than a pipe's
 CHUNKS_IN_FLIGHT_PER_WORKER = 4
 
 
@@ -81,22 +81,37 @@ def results(function, tasks, n_jobs=0, scheduler=None):
         yield from _on_cluster(function, tasks, scheduler)
         return
     n_jobs = n_jobs or os.cpu_count()
-    with ExitStack() as stack:
-        if n_jobs == 1:
-            stack.enter_context(threadpool_limits(1))  # as in the workers, and undone after
+    if n_jobs == 1:
+        with threadpool_limits(1):  # as in the workers, and undone after
             _keep_freed_memory()
             yield from map(function, tasks)
-            return
-        pool = stack.enter_context(ProcessPoolExecutor(
-            n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_prepare_local_worker))
+        return
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_prepare_local_worker) as pool:
         try:
-            yield from pool.map(function, tasks, chunksize=4)
+            yield from _in_order(pool.submit, function, tasks, LOCAL_CHUNK, CHUNKS_IN_FLIGHT_PER_WORKER * n_jobs)
         except BrokenProcessPool:
             raise UserError("a worker process died (out of memory, or a crashing decoder): "
                             "run again, with features.n_jobs=1 if memory is short")
         except BaseException:
             pool.shutdown(cancel_futures=True)  # Ctrl-C or an error: the files not started are not wanted
             raise
+
+
+def _apply(function, chunk):
+    return [function(task) for task in chunk]
+
+
+def _in_order(submit, function, tasks, chunk_size, window):
+    """Yield function(task) for each task, in order, through submit(_apply, function, chunk) -> future;
+    at most `window` chunks are in flight, so that neither side holds more than that."""
+    tasks = iter(tasks)
+    chunks = iter(lambda: list(islice(tasks, chunk_size)), [])
+    in_flight = deque(submit(_apply, function, chunk) for chunk in islice(chunks, window))
+    while in_flight:
+        done = in_flight.popleft().result()
+        in_flight.extend(submit(_apply, function, chunk) for chunk in islice(chunks, 1))
+        yield from done
 
 
 def _package(folder):
@@ -126,28 +141,18 @@ def _connect(scheduler):
     return client
 
 
-def _apply(function, chunk):
-    return [function(task) for task in chunk]
-
-
 def _on_cluster(function, tasks, scheduler):
     from distributed import KilledWorker
     client = _connect(scheduler)
     with client, tempfile.TemporaryDirectory() as folder:
         client.upload_file(str(_package(folder)))
         client.register_plugin(_worker_setup(os.getcwd()), name="genre-pipeline-setup")
-        tasks = iter(tasks)
-        chunks = iter(lambda: list(islice(tasks, TASKS_PER_CHUNK)), [])
-        window = CHUNKS_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
-        in_flight = deque(client.submit(_apply, function, chunk, pure=False) for chunk in islice(chunks, window))
-        while in_flight:
-            future = in_flight.popleft()
-            try:
-                done = future.result()
-            except KilledWorker:
-                raise UserError("a file kept killing the Dask workers that ran it (out of memory, or a "
-                                "crashing decoder): see the workers' logs")
-            future.release()
-            for chunk in islice(chunks, 1):
-                in_flight.append(client.submit(_apply, function, chunk, pure=False))
-            yield from done
+        n_workers = max(1, len(client.scheduler_info()["workers"]))
+
+        def submit(*args):
+            return client.submit(*args, pure=False)
+        try:
+            yield from _in_order(submit, function, tasks, CLUSTER_CHUNK, CHUNKS_IN_FLIGHT_PER_WORKER * n_workers)
+        except KilledWorker:
+            raise UserError("a file kept killing the Dask workers that ran it (out of memory, or a "
+                            "crashing decoder): see the workers' logs")

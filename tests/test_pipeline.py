@@ -33,6 +33,10 @@ def test_repro_builds_every_output_and_records_the_source(repo):
     assert set(evaluation["per_label"]) >= {"blues", "rock"}
 
 
+def test_the_audio_is_stored_once_workspace_and_cache_linked(repo):
+    assert (repo / "data/raw/genres/blues/blues.00000.wav").stat().st_nlink == 2
+
+
 def test_repro_prints_no_tensorflow_start_up_chatter(repo):
     assert "Running stage 'evaluate'" in repo.output and "Epoch 10/10" in repo.output
     assert [line for line in repo.output.splitlines() if CHATTER.search(line)] == []
