@@ -6,6 +6,7 @@ Clips vary within a genre (notes, tempo, loudness), so a classifier has to
 learn the signature, not one waveform. Output as the GTZAN source's.
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,10 @@ def write_demo_corpus(root, clips_per_genre=10, seed=0, sr=22050, duration=30.0)
             # One generator per clip, so a clip does not depend on how many others are made.
             rng = np.random.default_rng([seed, genre_index, clip])
             audio = synthesize_clip(genre, rng, sr, duration)
-            sf.write(root / genre / f"{genre}.{clip:05d}.wav", audio, sr, subtype="PCM_16")
+            # Encoded in memory, written by Python: on a full disk libsndfile only says "System error".
+            encoded = io.BytesIO()
+            sf.write(encoded, audio, sr, format="WAV", subtype="PCM_16")
+            (root / genre / f"{genre}.{clip:05d}.wav").write_bytes(encoded.getvalue())
 
 
 def make_demo(demo, raw=RAW):

@@ -1,5 +1,6 @@
 """extract (and predict) on a real Dask cluster on 127.0.0.1: the same rows as a local run, and failures in one line."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -86,13 +87,18 @@ def test_predict_runs_on_the_cluster(repo, cluster):
     assert len(result.stdout.splitlines()) == 10
 
 
-def test_an_unreachable_scheduler_is_one_line_naming_the_address(repo):
-    with params_set(repo, {"features.scheduler": "tcp://127.0.0.1:9"}):
-        result = dvc(repo, "repro", "--force", "--single-item", "extract", check=False)
-    dvc(repo, "checkout", "data/features")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert line.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+def test_an_unreachable_scheduler_ends_the_stage_in_one_line_naming_the_address(repo, monkeypatch, capsys):
+    import stages.extract
+    import stages.workers
+    from stages.common import run
+    monkeypatch.setattr(stages.workers, "CONNECT_SECONDS", 2)
+    monkeypatch.chdir(repo)
+    with params_set(repo, {"features.scheduler": "tcp://127.0.0.1:9"}), pytest.raises(SystemExit) as stopped:
+        run(stages.extract.main)
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 (") and error.count("\n") == 1
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}, "the features were left as they were"
 
 
 def test_a_cluster_without_workers_is_one_line(monkeypatch):

@@ -2,6 +2,8 @@
 
 import errno
 import hashlib
+import os
+import subprocess
 import tarfile
 
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT, clip_members, make_tar_gz, make_zip
-from stages.common import UserError
+from stages.common import UserError, run
 from stages.source_demo import make_demo
 from stages.source_gtzan import GENRES, download
 
@@ -250,8 +252,29 @@ def test_many_suspect_clips_are_summarised_in_a_few_lines(tiny_corpus, run_downl
 
 def test_demo_source_is_the_same_for_the_same_seed(tmp_path):
     def demo(name, seed):
-        return make_demo({"seed": seed, "clips_per_genre": 10}, raw=tmp_path / name)
+        return make_demo({"seed": seed, "clips_per_genre": 2}, raw=tmp_path / name)
     first, again, other = demo("a", 0), demo("b", 0), demo("c", 1)
-    assert len(first) == 100 and (first["source"] == "demo").all()
+    assert len(first) == 20 and (first["source"] == "demo").all()
     assert first["md5"].tolist() == again["md5"].tolist()
     assert first["md5"].tolist() != other["md5"].tolist()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs: a disk that fills up after one and a half demo clips."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", folder],
+                                           capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs as a full disk needs root")
+    yield folder
+    subprocess.run(["umount", folder], check=True)
+
+
+def test_the_demo_corpus_on_a_full_disk_says_no_space_left_and_leaves_nothing(full_disk, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run(lambda: make_demo({"seed": 0, "clips_per_genre": 10}, raw=full_disk / "raw"))
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: no space left on device writing ") and error.count("\n") == 1
+    assert list(full_disk.iterdir()) == []

@@ -1,19 +1,22 @@
 """predict: the genre of any song, with the features of `extract` and the trained model."""
 
+import io
 import json
+import os
 import shutil
-import sys
+from contextlib import redirect_stderr, redirect_stdout
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import PROJECT, run_in
-from stages.common import load_params
+from conftest import PROJECT, write_params
+from stages.common import load_params, run
 from stages.features import recipe
 from stages.extract import file_results
 from stages.model import build_model, save_model, seed_everything
-from stages.predict import classify
+from stages.predict import classify, main
 from stages.source_gtzan import GENRES
 
 SR = 22050
@@ -72,7 +75,7 @@ def workspace(tmp_path_factory, model):
     """A folder with the project's params and a (seeded, untrained) model, and songs of every kind."""
     folder = tmp_path_factory.mktemp("predict")
     shutil.copy(PROJECT / "params.yaml", folder)
-    (folder / "stages").symlink_to(PROJECT / "stages")
+    write_params(folder, {"features.n_jobs": 1})  # in this process: no worker forked from a process running TensorFlow
     (folder / "data/model").mkdir(parents=True)
     save_model(model, folder / "data/model/model.keras", recipe(load_params(PROJECT / "params.yaml")["features"]),
                list(GENRES))
@@ -87,7 +90,19 @@ def workspace(tmp_path_factory, model):
 
 
 def predict(workspace, *args):
-    return run_in(workspace, sys.executable, "-m", "stages.predict", *args, check=False)
+    """`python -m stages.predict ARGS` in `workspace`, run in this process: (returncode, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(workspace)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            run(main, list(args))
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code
+    finally:
+        os.chdir(cwd)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope="module")
