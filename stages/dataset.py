@@ -28,8 +28,9 @@ class MappedRows:
     def __len__(self):
         return len(self.index)
 
-    def take(self, positions):
-        """(len(positions), n_values) float32: the rows at `positions` of this set, read from disk in file order."""
+    def __getitem__(self, positions):
+        """(len(positions), n_values) float32: the rows at `positions` (an index array) of this set, read from
+        disk in file order."""
         index = self.index[positions]
         order = np.argsort(index, kind="stable")
         taken = np.empty((len(index), self.shape[1]), np.float32)

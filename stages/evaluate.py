@@ -11,12 +11,10 @@ test set is not counted as an F1 of 0.
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_fscore_support
 
 from stages.common import UserError, atomic_output, run, write_csv, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.keras_import import keras_and_tensorflow
-from stages.model import batches, load_model, top_labels
+from stages.model import Network, cross_entropy, top_labels
 from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL
 
 MACRO_F1 = "mean F1 over the labels present in the test set"
@@ -25,23 +23,26 @@ MACRO_F1 = "mean F1 over the labels present in the test set"
 def scores(y, probabilities, classes):
     """Metrics of one-hot `y` and predicted `probabilities`, both (n, n_classes).
 
-    per_label holds the labels that have test items or predictions.
+    per_label holds the labels that have test items or predictions; macro F1 averages those with test items.
     """
     actual, predicted = y.argmax(axis=1), probabilities.argmax(axis=1)
-    present = np.unique(actual)
-    shown = np.union1d(present, predicted)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        actual, predicted, labels=shown, zero_division=0)
-    keras, _ = keras_and_tensorflow()
-    loss = np.mean(keras.losses.categorical_crossentropy(y, probabilities))
-    macro_f1 = np.mean([score for label, score in zip(shown, f1) if label in present])
+    per_label = {}
+    for label in np.union1d(actual, predicted):
+        hits = np.sum((actual == label) & (predicted == label))
+        support, guessed = np.sum(actual == label), np.sum(predicted == label)
+        precision = hits / guessed if guessed else 0.0
+        recall = hits / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        per_label[classes[label]] = {"precision": round(float(precision), 6), "recall": round(float(recall), 6),
+                                     "f1": f1, "test_tracks": int(support)}
+    macro_f1 = np.mean([row["f1"] for row in per_label.values() if row["test_tracks"]])
+    for row in per_label.values():
+        row["f1"] = round(float(row["f1"]), 6)
     return {
         "accuracy": round(float(np.mean(actual == predicted)), 6),
-        "loss": round(float(loss), 6),
+        "loss": round(cross_entropy(y, probabilities), 6),
         "macro_f1": round(float(macro_f1), 6),
-        "per_label": {classes[label]: {"precision": round(float(p), 6), "recall": round(float(r), 6),
-                                       "f1": round(float(f), 6), "test_tracks": int(s)}
-                      for label, p, r, f, s in zip(shown, precision, recall, f1, support)},
+        "per_label": per_label,
     }
 
 
@@ -67,17 +68,25 @@ def misclassified(track_ids, y, probabilities, classes, k=3):
 
 
 def plot_confusion(actual, predicted, classes, path):
-    """Confusion matrix PNG of label names `actual` and `predicted`."""
+    """Confusion matrix PNG of label names `actual` (rows) and `predicted` (columns), counts written in."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    display = ConfusionMatrixDisplay.from_predictions(actual, predicted, labels=classes, xticks_rotation=45,
-                                                      colorbar=False)
-    display.ax_.set_title("Test tracks: actual vs predicted label")
-    display.figure_.tight_layout()
+    counts = pd.crosstab(pd.Categorical(actual, classes), pd.Categorical(predicted, classes), dropna=False)
+    size = 2 + 0.5 * len(classes)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(counts.to_numpy(), cmap="viridis")
+    for (row, column), count in np.ndenumerate(counts.to_numpy()):
+        dark = count < counts.to_numpy().max() / 2  # viridis is dark at the low end
+        axes.text(column, row, count, ha="center", va="center", color="white" if dark else "black")
+    axes.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="Predicted label", ylabel="True label",
+             title="Test tracks: actual vs predicted label")
+    axes.set_xticklabels(classes, rotation=45, ha="right")
+    axes.set_yticklabels(classes)
+    figure.tight_layout()
     with atomic_output(path) as temporary:
-        display.figure_.savefig(temporary, dpi=100)
-    plt.close(display.figure_)
+        figure.savefig(temporary, dpi=100)
+    plt.close(figure)
 
 
 def main():
@@ -85,8 +94,7 @@ def main():
     if len(x) == 0:
         raise UserError("the test set is empty: check the split params")
     labels = classes()
-    model, _ = load_model(MODEL, feature_recipe(), labels)
-    probabilities = model.predict(batches(x, y), verbose=0)
+    probabilities = Network(MODEL, feature_recipe(), labels).predict(x)
     by_row = scores(y, probabilities, labels)
     track_ids, track_y, track_p = track_probabilities(rows, y, probabilities)
     by_track = scores(track_y, track_p, labels)

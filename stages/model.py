@@ -1,5 +1,11 @@
-"""The seed's network: building, seeding, and saving it with what it was trained on."""
+"""The seed's network: building, seeding, saving it with what it was trained on, and running it.
 
+Train builds and fits it with Keras. Evaluate and predict run the saved network with NumPy
+(`Network`), which needs no TensorFlow: a Dense stack is two matrix products, and importing
+TensorFlow would cost each of them 3 s (measured in benchmarks/iteration_speed.py).
+"""
+
+import io
 import json
 import tempfile
 import zipfile
@@ -7,11 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import UserError, atomic_output, no_space_left
+from stages.common import UserError, atomic_output
 from stages.keras_import import keras_and_tensorflow
 
 RECORD = "pipeline.json"
-"""The member of model.keras that records the feature params and the classes the model was trained with."""
+"""The member of model.keras that records the feature params, the classes and the layers' activations."""
+LAYERS = "pipeline/{name}_{index}.npy"
+"""Members of model.keras holding each Dense layer's kernel and bias as .npy arrays, for Network."""
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0),
+    "softmax": lambda z: (lambda e: e / e.sum(axis=-1, keepdims=True))(np.exp(z - z.max(axis=-1, keepdims=True))),
+    "linear": lambda z: z,
+}
+EPSILON = 1e-7
+"""Keras's backend epsilon: the clip of probabilities in its cross-entropy."""
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -60,8 +75,16 @@ def save_model(model, path, features, classes):
                 elif info.filename == "config.json":
                     data = json.dumps(_numbered_shared_objects(json.loads(data))).encode()
                 out.writestr(zipfile.ZipInfo(info.filename, FIXED_DATE), data, info.compress_type)
-            record = {"features": features, "classes": classes}
+            dense = [layer for layer in model.layers if layer.weights]
+            record = {"features": features, "classes": classes,
+                      "activations": [layer.activation.__name__ for layer in dense]}
             out.writestr(zipfile.ZipInfo(RECORD, FIXED_DATE), json.dumps(record, indent=2, sort_keys=True))
+            for index, layer in enumerate(dense):
+                for name, array in zip(("kernel", "bias"), layer.get_weights()):
+                    member = io.BytesIO()
+                    np.lib.format.write_array(member, array)
+                    out.writestr(zipfile.ZipInfo(LAYERS.format(name=name, index=index), FIXED_DATE),
+                                 member.getvalue())
 
 
 def _numbered_shared_objects(config, numbers=None):
@@ -83,45 +106,55 @@ def _dotted(params, prefix="features"):
             yield f"{prefix}.{key}", value
 
 
-def read_record(path, features=None, classes=None):
-    """{'features': ..., 'classes': [...]} of a model saved by save_model, read without TensorFlow.
+class Network:
+    """A model saved by save_model, run with NumPy: probabilities like the Keras model's (within float32 rounding).
 
     Refuses, in one line naming the first differing param, a model trained on other
     `features` params or other `classes` than the given ones.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"no model at {path}: run `dvc repro train` first, or pass --model")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            record = json.loads(archive.read(RECORD))
-    except (zipfile.BadZipFile, KeyError, IsADirectoryError, ValueError):
-        raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
-                        "pass a data/model/model.keras, or run `dvc repro train`")
-    if features is not None:
-        trained, wanted = dict(_dotted(record["features"])), dict(_dotted(features))
-        for key in sorted(set(trained) | set(wanted)):
-            if trained.get(key) != wanted.get(key):
-                raise UserError(f"{path} was trained on features with {key}={trained.get(key)!r}, but these have "
-                                f"{wanted.get(key)!r}: set it back in params.yaml, or run `dvc repro` to retrain")
-    if classes is not None and list(classes) != record["classes"]:
-        raise UserError(f"{path} was trained on the classes {record['classes']}, but the labels are {list(classes)}: "
-                        "run `dvc repro` to retrain")
-    return record
+
+    def __init__(self, path, features=None, classes=None):
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"no model at {path}: run `dvc repro train` first, or pass --model")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                record = json.loads(archive.read(RECORD))
+                self.layers = [tuple(np.load(io.BytesIO(archive.read(LAYERS.format(name=name, index=index))))
+                                     for name in ("kernel", "bias"))
+                               + (ACTIVATIONS[activation],)
+                               for index, activation in enumerate(record["activations"])]
+        except (zipfile.BadZipFile, KeyError, IsADirectoryError, ValueError):
+            raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
+                            "pass a data/model/model.keras, or run `dvc repro train`")
+        self.features, self.classes = record["features"], record["classes"]
+        if features is not None:
+            trained, wanted = dict(_dotted(self.features)), dict(_dotted(features))
+            for key in sorted(set(trained) | set(wanted)):
+                if trained.get(key) != wanted.get(key):
+                    raise UserError(f"{path} was trained on features with {key}={trained.get(key)!r}, but these "
+                                    f"have {wanted.get(key)!r}: set it back in params.yaml, "
+                                    "or run `dvc repro` to retrain")
+        if classes is not None and list(classes) != self.classes:
+            raise UserError(f"{path} was trained on the classes {self.classes}, but the labels are {list(classes)}: "
+                            "run `dvc repro` to retrain")
+
+    def predict(self, x, batch_size=1024):
+        """(n_rows, n_classes) float32 probabilities of x (n_rows, n_values): an array or dataset.MappedRows."""
+        out = np.empty((len(x), len(self.classes)), np.float32)
+        for start in range(0, len(x), batch_size):
+            positions = np.arange(start, min(start + batch_size, len(x)))
+            rows = x[positions]
+            for kernel, bias, activation in self.layers:
+                rows = activation(rows @ kernel + bias)
+            out[positions] = rows
+        return out
 
 
-def load_model(path, features=None, classes=None):
-    """(Keras model, record) of a model saved by save_model, checked by read_record."""
-    record = read_record(path, features, classes)
-    keras, _ = keras_and_tensorflow()
-    try:
-        model = keras.models.load_model(path, compile=False)  # the optimizer state is not needed to predict
-    except (ValueError, OSError, KeyError) as error:
-        if no_space_left(error):
-            raise
-        raise UserError(f"{path} is not a model saved by this pipeline's `train` stage: "
-                        "pass a data/model/model.keras, or run `dvc repro train`")
-    return model, record
+def cross_entropy(y, probabilities):
+    """Mean categorical cross-entropy of one-hot y and probabilities (n, n_classes), as Keras computes it."""
+    p = probabilities / probabilities.sum(axis=-1, keepdims=True)
+    return float(np.mean(-np.sum(y * np.log(np.clip(p, EPSILON, 1 - EPSILON)), axis=-1)))
 
 
 def batches(x, y, batch_size=32, seed=None):
@@ -139,7 +172,7 @@ def batches(x, y, batch_size=32, seed=None):
 
         def __getitem__(self, i):
             positions = self.order[i * batch_size:(i + 1) * batch_size]
-            return x.take(positions), y[positions]
+            return x[positions], y[positions]
 
         def on_epoch_end(self):
             self.order = np.arange(len(x)) if self.shuffle is None else self.shuffle.permutation(len(x))

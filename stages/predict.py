@@ -9,7 +9,6 @@ probabilities are averaged, over the classes the model was trained with.
 """
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 
@@ -19,13 +18,13 @@ from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError, load_params, log, run
 from stages.extract import file_results
 from stages.features import recipe, require_weights
-from stages.model import load_model, read_record, top_labels
+from stages.model import Network, top_labels
 from stages.paths import MODEL
 
 
-def classify(rows, model):
+def classify(rows, network):
     """Probabilities (n_classes,) of one song: the mean over its feature rows (n_windows, n_values)."""
-    return np.asarray(model.predict_on_batch(rows)).mean(axis=0)
+    return network.predict(rows).mean(axis=0)
 
 
 def songs(paths):
@@ -55,15 +54,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     features = load_params()["features"]
-    classes = read_record(args.model, recipe(features))["classes"]
+    network = Network(args.model, recipe(features))
     require_weights(features)
+    classes = network.classes
     named = list(songs(args.songs))
     computed = file_results([song for song, problem in named if problem is None], features,
                             features["n_jobs"], features["scheduler"])
-    # Start the local workers before TensorFlow is imported: forking a process that runs it is unsafe.
-    first = next(computed, None)
-    model, _ = load_model(args.model)
-    computed = itertools.chain([first], computed)
     width = max(len(str(song)) for song, _ in named)
     label_width = max(9, *map(len, classes))
     if not args.json:
@@ -77,7 +73,7 @@ def main(argv=None):
             log(f"predict: {song}: {problem}")
             failed += 1
             continue
-        probabilities, n_windows = classify(rows, model), len(rows)
+        probabilities, n_windows = classify(rows, network), len(rows)
         best = top_labels(probabilities[np.newaxis], classes)[0]
         if args.json:
             print(json.dumps({"song": str(song), "windows": n_windows,

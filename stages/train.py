@@ -51,7 +51,7 @@ def main():
     x, y, rows = load_set("train", in_memory=False)
     if not from_disk:
         check_memory(*x.shape)
-        x = x.take(np.arange(len(x)))
+        x = x[np.arange(len(x))]
     x_valid, y_valid, valid_rows = load_set("valid", in_memory=not from_disk)
     if len(x) == 0:
         raise UserError("the training set is empty: check the split params")
