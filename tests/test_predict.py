@@ -15,7 +15,7 @@ from conftest import PROJECT, write_params
 from stages.common import load_params, run
 from stages.features import recipe
 from stages.extract import file_results
-from stages.model import build_model, save_model, seed_everything
+from stages.model import Network, build_model, save_model, seed_everything
 from stages.predict import classify, main
 from stages.source_gtzan import GENRES
 
@@ -47,10 +47,12 @@ def rows_of(path, features=FEATURES):
 
 def test_classify_averages_the_windows_into_one_distribution(model, tmp_path):
     rows, _ = rows_of(song(tmp_path, 95))
-    probabilities = classify(rows, model)
+    save_model(model, tmp_path / "model.keras", FEATURES, list(GENRES))
+    network = Network(tmp_path / "model.keras")
+    probabilities = classify(rows, network)
     assert len(rows) == 3 and probabilities.shape == (10,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    np.testing.assert_allclose(probabilities, np.asarray(model.predict_on_batch(rows)).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(probabilities, network.predict(rows).mean(axis=0), rtol=1e-6)
 
 
 def test_with_the_first_window_only_a_long_song_is_one_row_as_in_extract(tmp_path):
