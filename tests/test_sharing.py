@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import dvc, md5, run_in, tool_env
+from conftest import PROJECT, dvc, md5, run_in, tool_env
 
 
 def free_port():
@@ -165,16 +165,18 @@ def chromium(page, profile, *args):
                           capture_output=True, text=True, timeout=120, env=tool_env())
 
 
-def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tmp_path):
+def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tmp_path, request):
     dvc(repo, "plots", "show", "-o", str(tmp_path / "made"))
     shutil.copytree(tmp_path / "made", tmp_path / "copied")  # somewhere else, as a colleague would receive it
     page = tmp_path / "copied/index.html"
     assert "cdn.jsdelivr.net" not in page.read_text()
     dom = chromium(page, tmp_path / "profile", "--dump-dom").stdout
     assert dom.count('class="vega-embed') == 3 and dom.count("<canvas") == 3, dom[-3000:]
-    screenshot = Path(os.environ.get("PLOTS_SCREENSHOT", tmp_path / "plots.png"))
+    screenshot = Path(os.environ.get("PLOTS_SCREENSHOT", PROJECT / "test-artifacts/offline-plots.png"))
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     chromium(page, tmp_path / "profile", f"--screenshot={screenshot}")
-    print(f"\nscreenshot of the offline plots page: {screenshot}")
+    request.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        f"\nscreenshot of the offline plots page: {screenshot}")
     import matplotlib.image
     pixels = matplotlib.image.imread(screenshot)[:, :, :3]
     charts = pixels[:830]  # the loss, accuracy and confusion charts come first, the images after
