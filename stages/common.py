@@ -293,7 +293,7 @@ def run(main, argv=None):
     except Exception as error:
         if no_space_left(error):
             log(f"error: no space left on device writing {getattr(error, 'filename', None) or 'output'}: "
-                "free some disk space (a full GTZAN run needs about 3 GB) and run again")
+                "free some disk space (a full GTZAN run needs about 4 GB) and run again")
             sys.exit(1)
         if os.environ.get("STAGES_TRACEBACK"):
             raise

@@ -106,7 +106,7 @@ def test_a_full_disk_ends_in_one_line_and_exit_status_1(capsys):
         run(main)
     assert stopped.value.code == 1
     assert capsys.readouterr().err == ("error: no space left on device writing data/raw/genres/blues/blues.00001.au: "
-                                       "free some disk space (a full GTZAN run needs about 3 GB) and run again\n")
+                                       "free some disk space (a full GTZAN run needs about 4 GB) and run again\n")
 
 
 def test_an_unexpected_error_ends_in_one_line_naming_it(capsys):

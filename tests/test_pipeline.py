@@ -243,3 +243,22 @@ def test_musicnn_embeddings_run_through_the_whole_pipeline(gtzan_repo):
     finally:  # back to the MFCC outputs the other tests read
         run_in(gtzan_repo, "git", "checkout", "dvc.lock")
         dvc(gtzan_repo, "checkout", "--force")
+
+
+def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_were(repo):
+    import os
+    import signal
+    import subprocess
+    from conftest import tool_env
+    stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=repo, env=tool_env(), text=True,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    for line in stage.stderr:
+        if "clips (" in line:  # workers are busy: Ctrl-C goes to the whole process group, as a terminal sends it
+            os.killpg(stage.pid, signal.SIGINT)
+            break
+    rest = stage.stderr.read()
+    assert stage.wait(timeout=60) == 130
+    assert rest.strip().splitlines()[-1] == "interrupted: nothing half-written was kept; run again to resume"
+    assert "Traceback" not in rest and "Process " not in rest, rest
+    assert not list((repo / "data").glob(".features.tmp-*"))
+    assert changed_stages(repo) == set()
