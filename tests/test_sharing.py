@@ -165,7 +165,7 @@ def chromium(page, profile, *args):
                           capture_output=True, text=True, timeout=120, env=tool_env())
 
 
-def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tmp_path, request):
+def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tmp_path, capsys):
     dvc(repo, "plots", "show", "-o", str(tmp_path / "made"))
     shutil.copytree(tmp_path / "made", tmp_path / "copied")  # somewhere else, as a colleague would receive it
     page = tmp_path / "copied/index.html"
@@ -175,8 +175,8 @@ def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tm
     screenshot = Path(os.environ.get("PLOTS_SCREENSHOT", PROJECT / "test-artifacts/offline-plots.png"))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     chromium(page, tmp_path / "profile", f"--screenshot={screenshot}")
-    request.config.pluginmanager.get_plugin("terminalreporter").write_line(
-        f"\nscreenshot of the offline plots page: {screenshot}")
+    with capsys.disabled():  # shown whatever pytest captures: the artifact's path
+        print(f"\nscreenshot of the offline plots page: {screenshot}")
     import matplotlib.image
     pixels = matplotlib.image.imread(screenshot)[:, :, :3]
     charts = pixels[:830]  # the loss, accuracy and confusion charts come first, the images after
