@@ -12,6 +12,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import zipfile
 from collections import deque
@@ -64,6 +65,10 @@ def _worker_setup(project):
 
     class WorkerSetup(WorkerPlugin):
         def setup(self, worker):
+            # A long-lived worker may hold an earlier run's modules: Dask reloads only the top package
+            # of an uploaded zip, so the rest is dropped here and imported afresh from this run's code.
+            for name in [name for name in sys.modules if name.startswith("stages.")]:
+                del sys.modules[name]
             _prepare_process()
             os.chdir(project)
 

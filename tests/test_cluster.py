@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -132,3 +133,24 @@ def test_a_worker_killed_mid_run_has_its_clips_redone_by_the_other(repo):
     finally:
         doomed.stop()
     assert (repo / "data/features/features.npy").read_bytes() == local
+
+
+def test_a_long_lived_cluster_runs_the_code_of_each_run(cluster, monkeypatch):
+    import stages.workers
+
+    def code_version(task):  # local, so that Dask sends it by value
+        import stages.paths
+        return stages.paths.VERSION
+
+    package = stages.workers._package
+    for version in ("first", "second"):
+        def edited(folder, version=version):
+            """The package as a later edit of stages/paths.py would leave it."""
+            archive = package(folder)
+            source = stages.workers.Path(stages.paths.__file__).read_text() + f"\nVERSION = {version!r}\n"
+            with zipfile.ZipFile(archive) as old, zipfile.ZipFile(f"{archive}.new", "w") as new:
+                for name in old.namelist():
+                    new.writestr(name, source if name == "stages/paths.py" else old.read(name))
+            return stages.workers.Path(f"{archive}.new").replace(archive)
+        monkeypatch.setattr(stages.workers, "_package", edited)
+        assert list(stages.workers.results(code_version, [0, 1], scheduler=cluster.address)) == [version] * 2
