@@ -11,7 +11,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from stages.common import ClipTooShort, redirect_fd
+from stages.common import ClipTooShort, no_space_left, redirect_fd
 
 AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
 """What the folder source and predict look for; anything librosa decodes."""
@@ -56,7 +56,7 @@ def load_audio(path, sample_rate=22050):
     except DECODE_ERRORS as error:
         raise Unreadable(f"cannot decode: {decoder_message(error)}")
     except OSError as error:
-        if error.errno == 28:  # ENOSPC is the machine's problem, not the file's
+        if no_space_left(error):  # the machine's problem, not the file's
             raise
         raise Unreadable(f"cannot read: {error.strerror or error}")
     return y

@@ -83,9 +83,8 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
                 skipped.append((track.track_id, reason))
                 continue
             writer.write(rows)
-            starts = np.arange(len(rows)) * WINDOW_SECONDS if len(rows) > 1 else [0.0]
-            rows_table += [(track.track_id, track.label, window, round(start, 3), round(seconds, 3), track.source)
-                           for window, start in enumerate(starts)]
+            rows_table += [(track.track_id, track.label, window, round(window * WINDOW_SECONDS, 3),
+                            round(seconds, 3), track.source) for window in range(len(rows))]
     finally:
         writer.close()
     rows_table = pd.DataFrame(rows_table, columns=["track_id", "label", "window", "start", "duration", "source"])

@@ -86,15 +86,14 @@ def fetch(url, part, attempts=5, timeout=30):
 
 
 def verify(path, md5):
-    """Raise UserError unless the file has md5 `md5` (None: unless it opens as an archive at all)."""
-    if md5 is None:
-        check_opens(path)
-        return
-    log(f"download: verifying {path}")
-    actual = file_md5(path)
-    if actual != md5:
-        raise UserError(f"checksum mismatch for {path}: expected md5 {md5}, got {actual}; "
-                        "fix data.gtzan.md5 (null skips the check) or the archive")
+    """Raise UserError unless the file has md5 `md5` (None skips that check) and opens as an archive."""
+    if md5 is not None:
+        log(f"download: verifying {path}")
+        actual = file_md5(path)
+        if actual != md5:
+            raise UserError(f"checksum mismatch for {path}: expected md5 {md5}, got {actual}; "
+                            "fix data.gtzan.md5 (null skips the check) or the archive")
+    check_opens(path)
 
 
 def check_opens(path):
@@ -166,8 +165,8 @@ def _unsafe(name):
 def _members(archive):
     """Yield (name, open_binary) for every regular file of a tar or zip archive.
 
-    Raises UserError for members with absolute paths, `..`, links or devices, and for an
-    archive that is not one or is cut short.
+    Raises UserError for members with absolute paths, `..`, links or devices. The archive has
+    passed `verify`: a tar error here means it is cut short or damaged, which unpack_clips reports.
     """
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zipped:
@@ -177,18 +176,13 @@ def _members(archive):
                 if not info.is_dir():
                     yield info.filename, lambda info=info: zipped.open(info)
         return
-    try:
-        with tarfile.open(archive, mode="r:*") as tar:
-            for member in tar:
-                if _unsafe(member.name) or not (member.isfile() or member.isdir()):
-                    raise UserError(f"refusing {archive}: unsafe member '{member.name}' "
-                                    "(absolute path, '..', link or device)")
-                if member.isfile():
-                    yield member.name, lambda member=member: tar.extractfile(member)
-    except tarfile.ReadError as error:
-        if "unexpected end of data" in str(error):
-            raise  # a stream cut short: unpack_clips reports it
-        raise UserError(f"{archive} is not a .tar.gz or .zip archive")
+    with tarfile.open(archive, mode="r:*") as tar:
+        for member in tar:
+            if _unsafe(member.name) or not (member.isfile() or member.isdir()):
+                raise UserError(f"refusing {archive}: unsafe member '{member.name}' "
+                                "(absolute path, '..', link or device)")
+            if member.isfile():
+                yield member.name, lambda member=member: tar.extractfile(member)
 
 
 def unpack_clips(archive, destination):
