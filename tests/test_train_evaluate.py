@@ -1,10 +1,13 @@
 """The seed's network, reproducible training and saving, and the test metrics."""
 
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
+from conftest import PROJECT
 from stages.common import UserError
 from stages.evaluate import misclassified, scores, track_probabilities
 from stages.model import Network, build_model, cross_entropy, save_model, top_labels
@@ -200,3 +203,19 @@ def test_training_rows_larger_than_free_memory_ask_for_from_disk():
     from stages.train import check_memory
     with pytest.raises(UserError, match="set train.from_disk: true to read them from disk in batches"):
         check_memory(10**9, 25000)
+
+
+def test_keras_starts_without_unused_extras_and_runs_one_op_at_a_time():
+    """What keeps `train` at the bare script's speed: no scikit-learn or matplotlib import, no inter-op pool."""
+    probe = ("import sys; from stages.keras_import import keras_and_tensorflow; _, tf = keras_and_tensorflow(); "
+             "print(sorted({'sklearn', 'matplotlib'} & set(sys.modules)), "
+             "tf.config.threading.get_inter_op_parallelism_threads())")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "1"]
+
+
+def test_matplotlib_still_imports_after_keras():
+    probe = ("from stages.keras_import import keras_and_tensorflow; keras_and_tensorflow(); "
+             "import matplotlib.pyplot, sklearn; print('ok')")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "ok"
