@@ -117,13 +117,12 @@ def load_weights(model, checkpoint=MUSICNN_CHECKPOINT):
 def pretrained_model(checkpoint=MUSICNN_CHECKPOINT):
     """The model with its weights, built once per process.
 
-    In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread;
+    In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread per op;
     where it already runs (predict has loaded its classifier) it keeps its threads.
     """
     _, tf = keras_and_tensorflow()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass
     model = build_model()
