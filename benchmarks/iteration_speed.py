@@ -12,6 +12,7 @@ evaluate on a held-out fifth) and a no-op `dvc repro`. Prints every run's time a
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,8 +90,11 @@ def main():
             runs["no-op dvc repro"].append(seconds(["dvc", "repro"], repo))
         for name, times in runs.items():
             print(f"{name:26} {' '.join(f'{t:5.1f}' for t in times)} s")
-        exp, bare = (min(runs[name]) for name in ("dvc exp run -S epochs=20", "bare script"))
-        print(f"exp run / bare script, best against best: {exp / bare:.2f}x; "
+        exp, bare = runs["dvc exp run -S epochs=20"], runs["bare script"]
+        pairs = [e / b for e, b in zip(exp, bare)]
+        print(f"exp run / bare script: best against best {min(exp) / min(bare):.2f}x, "
+              f"median against median {statistics.median(exp) / statistics.median(bare):.2f}x, "
+              f"run by run {min(pairs):.2f}x to {max(pairs):.2f}x; "
               f"no-op repro, best: {min(runs['no-op dvc repro']):.2f} s")
 
 
