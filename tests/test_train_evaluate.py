@@ -214,7 +214,7 @@ def test_keras_starts_without_unused_extras_and_runs_one_op_at_a_time():
     assert result.stdout.split() == ["[]", "1"]
 
 
-def test_matplotlib_still_imports_after_keras():
+def test_the_hidden_extras_still_import_after_keras():
     probe = ("from stages.keras_import import keras_and_tensorflow; keras_and_tensorflow(); "
              "import matplotlib.pyplot, sklearn; print('ok')")
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
