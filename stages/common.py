@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.paths import PARAMS
+from stages.paths import PARAMS, STAGE_OUTPUTS
 
 
 class UserError(Exception):
@@ -277,6 +277,11 @@ def no_space_left(error):
     return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left" in str(error)
 
 
+def made_by_a_stage(path):
+    """Whether `path` (relative to the repository's top folder) is, or is inside, a stage's output."""
+    return path is not None and any(output == Path(path) or output in Path(path).parents for output in STAGE_OUTPUTS)
+
+
 def run(main, argv=None):
     """Run a stage's main(), turning any failure into one line on stderr and a non-zero exit.
 
@@ -294,6 +299,10 @@ def run(main, argv=None):
         if no_space_left(error):
             log(f"error: no space left on device writing {getattr(error, 'filename', None) or 'output'}: "
                 "free some disk space (a full GTZAN run needs about 4 GB) and run again")
+            sys.exit(1)
+        if isinstance(error, FileNotFoundError) and made_by_a_stage(error.filename):
+            log(f"error: {error.filename} is missing: an earlier stage makes it; run `dvc repro` "
+                "(or `dvc pull` for outputs pushed to the remote)")
             sys.exit(1)
         if os.environ.get("STAGES_TRACEBACK"):
             raise

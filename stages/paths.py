@@ -35,3 +35,6 @@ CONFUSION_PLOT = Path("metrics/confusion.png")
 MISCLASSIFIED = Path("metrics/misclassified.csv")
 
 PICTURES = Path("metrics/mfcc")             # visualize
+
+# What the stages make: one of them missing means an earlier stage has not run here.
+STAGE_OUTPUTS = (RAW, PRETRAINED, FEATURES, LABELS, SPLIT, MODEL)

@@ -2,7 +2,10 @@
 
 import copy
 import errno
+import importlib
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -127,3 +130,14 @@ def test_a_user_error_ends_in_one_line_without_traceback(capsys):
         run(main)
     assert stopped.value.code == 1
     assert capsys.readouterr().err == "error: params.yaml: missing key 'seed'\n"
+
+
+@pytest.mark.parametrize("stage", ["extract", "encode", "split", "train", "evaluate", "visualize"])
+def test_a_stage_run_before_its_inputs_exist_says_to_run_dvc_repro(stage, tmp_path, monkeypatch, capsys):
+    shutil.copy(PROJECT / "params.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        run(importlib.import_module(f"stages.{stage}").main)
+    assert stopped.value.code == 1
+    assert re.fullmatch(r"error: data/\S+ is missing: an earlier stage makes it; run `dvc repro` "
+                        r"\(or `dvc pull` for outputs pushed to the remote\)\n", capsys.readouterr().err)
