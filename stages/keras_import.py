@@ -48,7 +48,7 @@ def hidden(modules):
 
 @functools.cache
 def keras_and_tensorflow():
-    """(keras, tensorflow), imported once per process, quietly, running one op at a time."""
+    """(keras, tensorflow), imported once per process, quietly, running one op at a time if TF is not running yet."""
     with tempfile.TemporaryFile() as captured:
         try:
             with redirect_fd(2, captured), hidden(UNUSED_EXTRAS):
@@ -59,5 +59,8 @@ def keras_and_tensorflow():
             for line in captured.read().decode(errors="replace").splitlines():
                 if line.strip() and not CHATTER.search(line):
                     print(line, file=sys.stderr)
-    tensorflow.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tensorflow.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow already runs (used before, in a notebook say): its pools stay as they are
     return keras, tensorflow

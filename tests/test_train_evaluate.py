@@ -219,3 +219,11 @@ def test_the_hidden_extras_still_import_after_keras():
              "import matplotlib.pyplot, sklearn; print('ok')")
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "ok"
+
+
+def test_keras_import_works_where_tensorflow_already_runs():
+    """In a notebook that used TensorFlow first, its thread pools are kept as they are."""
+    probe = ("import tensorflow as tf; tf.constant(1.0) + 1; from stages.keras_import import keras_and_tensorflow; "
+             "keras, _ = keras_and_tensorflow(); print(keras.ops.convert_to_numpy(keras.ops.ones(2)).sum())")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "2.0"), result.stderr[-500:]
