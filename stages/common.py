@@ -279,7 +279,7 @@ def no_space_left(error):
 
 def made_by_a_stage(path):
     """Whether `path` (relative to the repository's top folder) is, or is inside, a stage's output."""
-    return path is not None and any(output == Path(path) or output in Path(path).parents for output in STAGE_OUTPUTS)
+    return path is not None and any(Path(path).is_relative_to(output) for output in STAGE_OUTPUTS)
 
 
 def run(main, argv=None):
