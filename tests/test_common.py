@@ -102,42 +102,44 @@ def test_progress_logs_about_ten_plain_lines_off_a_terminal(capsys):
     assert len(lines) == 10 and lines[-1] == "extract: 100/100 clips (100%)"
 
 
-def test_a_full_disk_ends_in_one_line_and_exit_status_1(capsys):
-    def main():
-        raise OSError(errno.ENOSPC, "No space left on device", "data/raw/genres/blues/blues.00001.au")
+def stopped_run(main, capsys):
+    """Run a stage's `main` through run(), which must stop it: (exit status, what it printed on stderr)."""
     with pytest.raises(SystemExit) as stopped:
         run(main)
-    assert stopped.value.code == 1
-    assert capsys.readouterr().err == ("error: no space left on device writing data/raw/genres/blues/blues.00001.au: "
-                                       "free some disk space (a full GTZAN run needs about 4 GB) and run again\n")
+    return stopped.value.code, capsys.readouterr().err
+
+
+def raising(error):
+    """A stage's main() that fails with `error`."""
+    def main():
+        raise error
+    return main
+
+
+def test_a_full_disk_ends_in_one_line_and_exit_status_1(capsys):
+    full = OSError(errno.ENOSPC, "No space left on device", "data/raw/genres/blues/blues.00001.au")
+    assert stopped_run(raising(full), capsys) == (
+        1, "error: no space left on device writing data/raw/genres/blues/blues.00001.au: "
+           "free some disk space (a full GTZAN run needs about 4 GB) and run again\n")
 
 
 def test_an_unexpected_error_ends_in_one_line_naming_it(capsys):
-    def main():
-        raise KeyError("checkpoint")
-    with pytest.raises(SystemExit) as stopped:
-        run(main)
-    assert stopped.value.code == 1
-    error = capsys.readouterr().err
+    status, error = stopped_run(raising(KeyError("checkpoint")), capsys)
+    assert status == 1
     assert error.startswith("error: KeyError: 'checkpoint' (unexpected: run again with STAGES_TRACEBACK=1")
     assert error.count("\n") == 1
 
 
 def test_a_user_error_ends_in_one_line_without_traceback(capsys):
-    def main():
-        raise UserError("params.yaml: missing key 'seed'")
-    with pytest.raises(SystemExit) as stopped:
-        run(main)
-    assert stopped.value.code == 1
-    assert capsys.readouterr().err == "error: params.yaml: missing key 'seed'\n"
+    assert stopped_run(raising(UserError("params.yaml: missing key 'seed'")), capsys) == (
+        1, "error: params.yaml: missing key 'seed'\n")
 
 
 @pytest.mark.parametrize("stage", ["extract", "encode", "split", "train", "evaluate", "visualize"])
 def test_a_stage_run_before_its_inputs_exist_says_to_run_dvc_repro(stage, tmp_path, monkeypatch, capsys):
     shutil.copy(PROJECT / "params.yaml", tmp_path)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as stopped:
-        run(importlib.import_module(f"stages.{stage}").main)
-    assert stopped.value.code == 1
+    status, error = stopped_run(importlib.import_module(f"stages.{stage}").main, capsys)
+    assert status == 1
     assert re.fullmatch(r"error: data/\S+ is missing: an earlier stage makes it; run `dvc repro` "
-                        r"\(or `dvc pull` for outputs pushed to the remote\)\n", capsys.readouterr().err)
+                        r"\(or `dvc pull` for outputs pushed to the remote\)\n", error)
