@@ -22,19 +22,9 @@ WINDOW_SECONDS = 30.0
 DECODE_ERRORS = (sf.SoundFileError, audioread.exceptions.DecodeError, EOFError)
 """What the decoders raise for a file that is not audio they can read (EOFError: audioread finds no stream)."""
 
-CHUNK = 1 << 20
-
 
 class Unreadable(Exception):
     """One file cannot be used: its reason is recorded and the others go on."""
-
-
-def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def decoder_message(error):

@@ -1,7 +1,7 @@
-"""What every stage needs: params, atomic writes, progress, clear errors."""
+"""What every stage needs: atomic writes, progress, clear errors."""
 
-import difflib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -10,9 +10,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from ruamel.yaml import YAML, YAMLError
-
-from stages.paths import PARAMS, STAGE_OUTPUTS
+from stages.paths import STAGE_OUTPUTS
 
 
 class UserError(Exception):
@@ -23,147 +21,20 @@ class ClipTooShort(ValueError):
     """The audio is too short for the features asked for."""
 
 
-# ---------------------------------------------------------------- params
-
-def _integer(minimum):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"must be an integer >= {minimum}"
-    return check
-
-
-def _boolean(value):
-    if not isinstance(value, bool):
-        return "must be true or false"
-
-
-def _number(low, high):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            return f"must be a number between {low} and {high}"
-    return check
-
-
-def _choice(*options):
-    def check(value):
-        if value not in options:
-            return f"must be one of {', '.join(map(str, options))}"
-    return check
-
-
-def _text(value):
-    if not isinstance(value, str) or not value:
-        return "must be a non-empty string"
-
-
-def _texts(value):
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        return "must be a list of strings"
-
-
-def _path_or_null(value):
-    if value is not None and not (isinstance(value, str) and value):
-        return "must be a file path, or null"
-
-
-def _scheduler_or_null(value):
-    if value is not None and not (isinstance(value, str) and "://" in value):
-        return "must be a Dask scheduler's address such as tcp://host:8786, or null for this machine"
-
-
-def _md5_or_null(value):
-    if value is not None and not (isinstance(value, str) and len(value) == 32
-                                  and all(c in "0123456789abcdef" for c in value)):
-        return "must be 32 lowercase hex digits, or null to skip the check"
-
-
-SCHEMA = {
-    "seed": _integer(0),
-    "epochs": _integer(1),
-    "data": {
-        "source": _choice("gtzan", "demo", "folder"),
-        "folder": _text,
-        "gtzan": {
-            "url": _text,
-            "mirrors": _texts,
-            "md5": _md5_or_null,
-        },
-        "demo": {
-            "seed": _integer(0),
-            "clips_per_genre": _integer(10),
-        },
-    },
-    "features": {
-        "kind": _choice("mfcc", "musicnn"),
-        "sample_rate": _integer(1),
-        "windows": _choice("first", "all"),
-        "n_jobs": _integer(0),
-        "scheduler": _scheduler_or_null,
-        "mfcc": {
-            "n_mfcc": _integer(1),
-            "n_fft": _integer(16),
-            "hop_length": _integer(1),
-            "n_mels": _integer(1),
-            "n_values": _integer(1),
-        },
-        "musicnn": {
-            "layer": _choice("penultimate", "max_pool", "mean_pool", "taggram"),
-            "pooling": _choice("mean", "max"),
-        },
-    },
-    "pretrained": {
-        "wheel": _path_or_null,
-    },
-    "split": {
-        "method": _choice("random", "stratified", "fault_filtered"),
-        "train_fraction": _number(0.05, 0.95),
-        "validation_fraction": _number(0.05, 0.9),
-    },
-    "train": {
-        "hidden_units": _integer(0),
-        "learning_rate": _number(1e-7, 1.0),
-        "batch_size": _integer(1),
-        "from_disk": _boolean,
-    },
-}
-
-
-def validate(params, schema=SCHEMA, prefix=""):
-    """Raise UserError naming the first key of `params` that does not fit `schema`."""
-    if not isinstance(params, dict):
-        raise UserError(f"params.yaml: '{prefix.rstrip('.') or 'the file'}' must be a mapping of keys")
-    for key in params:
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), schema, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise UserError(f"params.yaml: unknown key '{prefix}{key}'{hint}")
-    for key, rule in schema.items():
-        if key not in params:
-            raise UserError(f"params.yaml: missing key '{prefix}{key}'")
-        if isinstance(rule, dict):
-            validate(params[key], rule, f"{prefix}{key}.")
-        elif (problem := rule(params[key])) is not None:
-            raise UserError(f"params.yaml: '{prefix}{key}' {problem}, got {params[key]!r}")
-
-
-def load_params(path=PARAMS):
-    """Read and validate params.yaml; every stage calls this first.
-
-    Read as YAML 1.2, as DVC reads it: `1e-4` is the number 0.0001, not a string.
-    """
-    try:
-        params = YAML(typ="safe", pure=True).load(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: run the stage from the repository's top folder")
-    except YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path} is not valid YAML{where}: fix its syntax")
-    validate(params)
-    return params
-
-
 # ---------------------------------------------------------------- files
+
+CHUNK = 1 << 20
+"""Bytes read or written at a time when copying, hashing or downloading."""
+
+
+def file_digest(path, algorithm="md5"):
+    """The hex digest of a file's bytes by a hashlib algorithm, read a chunk at a time."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 def remove(path):
     """Delete a file, link or folder if it exists."""

@@ -13,7 +13,8 @@ import pandas as pd
 
 from stages.audio import WINDOW_SECONDS, Unreadable
 from stages.catalogue import SHOWN
-from stages.common import ClipTooShort, UserError, atomic_output, load_params, log, progress, run
+from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
+from stages.params import load_params
 from stages.dataset import read_tracks
 from stages.features import feature_width, file_rows, recipe, require_weights
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED

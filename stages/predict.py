@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from stages.audio import AUDIO_SUFFIXES
-from stages.common import UserError, load_params, log, run
+from stages.common import UserError, log, run
+from stages.params import load_params
 from stages.extract import file_results
 from stages.features import recipe, require_weights
 from stages.model import Network, top_labels

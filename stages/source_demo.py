@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from stages.catalogue import clip_catalogue, summarize
-from stages.common import atomic_output, load_params, log, run
+from stages.common import atomic_output, log, run
+from stages.params import load_params
 from stages.paths import RAW, RAW_TRACKS
 
 # genre: (notes per minute, lowest and highest MIDI note, harmonics, harmonic decay, noise level, noise brightness)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.audio import AUDIO_SUFFIXES, file_md5
+from stages.audio import AUDIO_SUFFIXES
 from stages.catalogue import COLUMNS, summarize
-from stages.common import UserError, atomic_output, load_params, log, progress, run
+from stages.common import UserError, atomic_output, file_digest, log, progress, run
+from stages.params import load_params
 from stages.paths import RAW, RAW_TRACKS
 
 
@@ -51,7 +52,7 @@ def folder_catalogue(folder):
     first_of, rows = {}, []
     for label, path in progress(files, len(files), "checksums", unit="files"):
         track_id = path.relative_to(folder).as_posix()
-        md5 = file_md5(path)
+        md5 = file_digest(path)
         status = f"duplicate of {first_of[md5]}" if md5 in first_of else "ok"
         first_of.setdefault(md5, track_id)
         rows.append((track_id, label, path.as_posix(), md5, status, "folder"))

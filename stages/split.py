@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from stages.common import UserError, atomic_output, load_params, log, run
+from stages.common import UserError, atomic_output, log, run
+from stages.params import load_params
 from stages.dataset import read_tracks
 from stages.paths import FAULT_FILTERED, FEATURE_TRACKS, SPLIT
 

@@ -8,7 +8,8 @@ Output: `data/model/model.keras` (with the feature params and classes it was tra
 import numpy as np
 import psutil
 
-from stages.common import UserError, atomic_output, load_params, log, run, write_json
+from stages.common import UserError, atomic_output, log, run, write_json
+from stages.params import load_params
 from stages.dataset import classes, data_source, feature_recipe, load_set
 from stages.keras_import import keras_and_tensorflow
 from stages.model import batches, build_model, save_model, seed_everything

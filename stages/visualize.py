@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 from stages.audio import load_audio, windows  # noqa: E402
-from stages.common import atomic_output, load_params, run  # noqa: E402
+from stages.common import atomic_output, run  # noqa: E402
+from stages.params import load_params
 from stages.dataset import read_tracks  # noqa: E402
 from stages.features import mfcc_matrix  # noqa: E402
 from stages.paths import FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402

@@ -52,6 +52,16 @@ def make_zip(members, path):
     return path
 
 
+def with_appledouble_files(members):
+    """`members` with a macOS `._<clip>` AppleDouble file (211 bytes) beside every clip, as Hugging Face's copy has."""
+    doubled = {}
+    for name, data in members.items():
+        folder, clip = name.rsplit("/", 1)
+        doubled[f"{folder}/._{clip}"] = b"\x00\x05\x16\x07" + bytes(207)
+        doubled[name] = data
+    return doubled
+
+
 def clip_members(root, prefix="genres", suffix=".wav"):
     """{f'{prefix}/<genre>/<clip>': bytes} for the clips under `root/<genre>/`, converted to `suffix` if needed."""
     members = {}
@@ -229,15 +239,17 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def gtzan_repo(sample_dir, tmp_path_factory):
-    """The project on the real sample clips as a GTZAN archive served on 127.0.0.1, after `dvc repro encode split`."""
+    """The project on the real sample clips after `dvc repro encode split`, from an archive built like Hugging Face's
+    (a `._` file beside every clip) served on 127.0.0.1 under its own sha256."""
     folder = tmp_path_factory.mktemp("gtzan")
-    archive = make_tar_gz(clip_members(sample_dir), folder / "genres.tar.gz")
+    archive = make_tar_gz(with_appledouble_files(clip_members(sample_dir)), folder / "genres.tar.gz")
+    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
     server = ArchiveServer()
     server.files["/genres.tar.gz"] = archive.read_bytes()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    repo = clone_project(folder / "repo", {"data.gtzan.url": server.url("/genres.tar.gz"), "data.gtzan.mirrors": [],
-                                           "data.gtzan.md5": md5(archive)})
+    repo = clone_project(folder / "repo", {"data.gtzan.url": f"{server.url('/genres.tar.gz')}#sha256={sha256}",
+                                           "data.gtzan.mirrors": []})
     repo.output = dvc(repo, "repro", "encode", "split").stderr
     run_in(repo, "git", "add", "-A")
     run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from conftest import PROJECT, set_dotted
-from stages.common import UserError, atomic_output, load_params, progress, run, validate
+from stages.common import UserError, atomic_output, progress, run
+from stages.params import load_params, validate
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
@@ -32,7 +33,8 @@ def test_the_shipped_params_are_valid():
     ("epochs", -3, "params.yaml: 'epochs' must be an integer >= 1, got -3"),
     ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, fault_filtered"),
     ("train.learning_rate", "fast", "'train.learning_rate' must be a number"),
-    ("data.gtzan.md5", "abc", "'data.gtzan.md5' must be 32 lowercase hex digits"),
+    ("data.gtzan.url", "genres.tar.gz#md5=abc", "'data.gtzan.url' the checksum of genres.tar.gz must be 32 "
+     "lowercase hex digits after #md5=, got 3"),
     ("data.source", "spotify", "'data.source' must be one of gtzan, demo, folder"),
     ("features.windows", "some", "'features.windows' must be one of first, all"),
     ("features.mfcc.n_values", 0, "'features.mfcc.n_values' must be an integer >= 1"),

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import PROJECT, clip_members, make_tar_gz, make_zip
+from conftest import PROJECT, clip_members, make_tar_gz, make_zip, with_appledouble_files
+from stages.archive import download_path
 from stages.common import UserError, run
 from stages.source_demo import make_demo
 from stages.source_gtzan import GENRES, download
@@ -22,8 +23,13 @@ def md5_of(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def with_checksum(url, md5=None):
+    return f"{url}#md5={md5}" if md5 else url
+
+
 def gtzan_params(url, md5=None, mirrors=()):
-    return {"url": url, "mirrors": list(mirrors), "md5": md5}
+    """The data.gtzan group: `url` declared with `md5` (None: no checksum), then `mirrors` as they are."""
+    return {"url": with_checksum(url, md5), "mirrors": list(mirrors)}
 
 
 @pytest.fixture
@@ -57,11 +63,74 @@ def test_a_verified_download_is_never_fetched_again(server, tiny_archive, run_do
     assert len(server.requests) == 1
 
 
-def test_the_default_mirrors_include_the_internet_archives_copy_of_the_original():
+def test_the_default_url_is_hugging_faces_pinned_revision_under_its_own_sha256():
     gtzan = yaml.safe_load((PROJECT / "params.yaml").read_text())["data"]["gtzan"]
-    assert ("https://web.archive.org/web/20220328223413/http://opihi.cs.uvic.ca/sound/genres.tar.gz"
-            in gtzan["mirrors"])
-    assert gtzan["md5"] == "5b3d6dddb579ab49814ab86dba69e7c7"
+    assert gtzan["url"] == ("https://huggingface.co/datasets/marsyas/gtzan/resolve/"
+                            "d2146561ecc7df707d9e6b8318885fe6a39668a2/data/genres.tar.gz"
+                            "#sha256=b28cc067ff6199bd826f5d1a6931458586d64acae7f44b2e882b7a97af057531")
+
+
+def test_the_default_mirrors_are_the_original_archive_under_its_md5():
+    gtzan = yaml.safe_load((PROJECT / "params.yaml").read_text())["data"]["gtzan"]
+    assert gtzan["mirrors"] == [
+        "https://web.archive.org/web/20220328223413/http://opihi.cs.uvic.ca/sound/genres.tar.gz"
+        "#md5=5b3d6dddb579ab49814ab86dba69e7c7",
+        "http://opihi.cs.uvic.ca/sound/genres.tar.gz#md5=5b3d6dddb579ab49814ab86dba69e7c7"]
+
+
+def test_an_archive_like_hugging_faces_is_fetched_once_under_its_sha256_without_its_appledouble_files(
+        server, sample_dir, run_download, tmp_path):
+    archive = make_tar_gz(with_appledouble_files(clip_members(sample_dir)), tmp_path / "hf.tar.gz")
+    server.files["/hf/genres.tar.gz"] = archive.read_bytes()
+    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+    tracks = run_download({"url": f"{server.url('/hf/genres.tar.gz')}#sha256={sha256}",
+                           "mirrors": [with_checksum(server.url("/original.tar.gz"), "0" * 32)]})
+    assert server.requests == [("/hf/genres.tar.gz", None)]
+    assert len(tracks) == 50 and (tracks["status"] == "ok").all()
+    assert not tracks["track_id"].str.startswith(".").any()
+    assert not list((tmp_path / "raw").rglob("._*"))
+
+
+def test_each_url_is_checked_against_its_own_checksum(server, tiny_archive, run_download):
+    server.files["/a/genres.tar.gz"] = server.files["/b/genres.tar.gz"] = tiny_archive.read_bytes()
+    sha256 = hashlib.sha256(tiny_archive.read_bytes()).hexdigest()
+    tracks = run_download({"url": f"{server.url('/a/genres.tar.gz')}#sha256={'0' * 64}",
+                           "mirrors": [f"{server.url('/b/genres.tar.gz')}#sha256={sha256}"]})
+    assert len(tracks) == 20
+    assert [path for path, _ in server.requests] == ["/a/genres.tar.gz", "/b/genres.tar.gz"]
+
+
+def test_a_partial_download_of_one_url_is_never_resumed_from_another(server, tiny_archive, run_download, tmp_path):
+    server.files["/b/genres.tar.gz"] = tiny_archive.read_bytes()
+    part_of_a = download_path(server.url("/a/genres.tar.gz"), tmp_path / "downloads")
+    part_of_a.parent.mkdir()
+    part_of_a.with_name(part_of_a.name + ".part").write_bytes(b"the first half of another mirror's copy")
+    run_download(gtzan_params(server.url("/b/genres.tar.gz"), md5_of(tiny_archive)))
+    assert server.requests == [("/b/genres.tar.gz", None)]
+
+
+def test_a_resumed_download_that_fails_verification_is_fetched_once_more_from_zero(
+        server, tiny_archive, run_download, tmp_path):
+    data = tiny_archive.read_bytes()
+    url = server.url("/genres.tar.gz")
+    server.files["/genres.tar.gz"] = data
+    part = download_path(url, tmp_path / "downloads")
+    part = part.with_name(part.name + ".part")
+    part.parent.mkdir()
+    part.write_bytes(b"bytes of an older copy" * 100)  # the server has changed the file since
+    tracks = run_download(gtzan_params(url, md5_of(tiny_archive)))
+    assert len(tracks) == 20
+    assert server.requests == [("/genres.tar.gz", "bytes=2200-"), ("/genres.tar.gz", None)]
+
+
+def test_without_a_checksum_a_changed_url_fetches_the_new_url(server, tiny_corpus, tiny_archive, run_download):
+    server.files["/old/genres.tar.gz"] = tiny_archive.read_bytes()
+    members = clip_members(tiny_corpus)
+    del members["genres/rock/rock.00001.wav"]
+    server.files["/new/genres.tar.gz"] = make_tar_gz(members, tiny_archive.with_name("new.tar.gz")).read_bytes()
+    assert len(run_download(gtzan_params(server.url("/old/genres.tar.gz")))) == 20
+    assert len(run_download(gtzan_params(server.url("/new/genres.tar.gz")))) == 19
+    assert [path for path, _ in server.requests] == ["/old/genres.tar.gz", "/new/genres.tar.gz"]
 
 
 def test_falls_back_to_a_mirror_when_the_first_url_is_dead(server, tiny_archive, run_download):
@@ -92,15 +161,17 @@ def test_resumes_a_dropped_download_with_a_range_request(server, tiny_archive, r
 def test_a_partial_download_left_by_an_earlier_run_is_resumed(server, tiny_archive, run_download, tmp_path):
     data = tiny_archive.read_bytes()
     server.files["/genres.tar.gz"] = data
-    (tmp_path / "downloads").mkdir()
-    (tmp_path / "downloads/genres.tar.gz.part").write_bytes(data[:1000])
-    run_download(gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
+    url = server.url("/genres.tar.gz")
+    part = download_path(url, tmp_path / "downloads")
+    part.parent.mkdir()
+    part.with_name(part.name + ".part").write_bytes(data[:1000])
+    run_download(gtzan_params(url, md5_of(tiny_archive)))
     assert server.requests == [("/genres.tar.gz", "bytes=1000-")]
 
 
 def test_a_wrong_md5_names_expected_and_actual(server, tiny_archive, run_download, tmp_path):
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
-    with pytest.raises(UserError, match=f"expected md5 {'0' * 32}, got {md5_of(tiny_archive)}"):
+    with pytest.raises(UserError, match=f"expected md5 {'0' * 32}, got {md5_of(tiny_archive)}; fix the #md5= part"):
         run_download(gtzan_params(server.url("/genres.tar.gz"), "0" * 32))
     assert not (tmp_path / "raw").exists()
 
@@ -122,8 +193,9 @@ def test_an_html_error_page_is_not_kept_as_the_archive(server, tiny_archive, run
     tracks = run_download(gtzan_params(server.url("/login/genres.tar.gz"),
                                        mirrors=[server.url("/mirror/genres.tar.gz")]))
     assert len(tracks) == 20
-    assert [p.name for p in (tmp_path / "downloads").iterdir()] == ["genres.tar.gz"]
-    assert md5_of(tmp_path / "downloads/genres.tar.gz") == md5_of(tiny_archive)
+    kept = download_path(server.url("/mirror/genres.tar.gz"), tmp_path / "downloads")
+    assert list((tmp_path / "downloads").iterdir()) == [kept]
+    assert md5_of(kept) == md5_of(tiny_archive)
 
 
 def test_a_reply_cut_short_without_length_is_removed_so_the_next_run_fetches_again(
@@ -140,21 +212,21 @@ def test_a_reply_cut_short_without_length_is_removed_so_the_next_run_fetches_aga
 
 def test_a_full_disk_during_a_download_is_a_full_disk_and_no_mirror_is_tried(server, tiny_archive, run_download,
                                                                              monkeypatch):
-    import stages.source_gtzan
+    import stages.archive
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
 
     def full(url, part):
         raise OSError(errno.ENOSPC, "No space left on device", str(part))
-    monkeypatch.setattr(stages.source_gtzan, "fetch", full)
+    monkeypatch.setattr(stages.archive, "fetch", full)
     with pytest.raises(OSError) as error:
         run_download(gtzan_params(server.url("/genres.tar.gz"), mirrors=[server.url("/mirror.tar.gz")]))
     assert error.value.errno == errno.ENOSPC
 
 
-def test_a_url_without_a_file_name_is_saved_as_genres_tar_gz(server, tiny_archive, run_download, tmp_path):
+def test_a_url_without_a_file_name_is_downloaded_too(server, tiny_archive, run_download, tmp_path):
     server.files["/"] = tiny_archive.read_bytes()
     assert len(run_download(gtzan_params(server.url("/"), md5_of(tiny_archive)))) == 20
-    assert (tmp_path / "downloads/genres.tar.gz").is_file()
+    assert download_path(server.url("/"), tmp_path / "downloads").is_file()
 
 
 def test_a_local_path_among_the_mirrors_is_used_in_place(tiny_archive, run_download):

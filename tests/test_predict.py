@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from conftest import PROJECT, write_params
-from stages.common import load_params, run
+from stages.common import run
+from stages.params import load_params
 from stages.features import recipe
 from stages.extract import file_results
 from stages.model import Network, build_model, save_model, seed_everything
