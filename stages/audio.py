@@ -17,7 +17,11 @@ AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif
 """What the folder source and predict look for; anything librosa decodes."""
 
 WINDOW_SECONDS = 30.0
-"""GTZAN's clip length: the audio the seed's features were designed for."""
+"""GTZAN's clip length: the audio the seed's features were designed for (661,500 samples at 22,050 Hz)."""
+
+WHOLE_SECONDS = 31.0
+"""A file up to this long is one window, whole: 30 s plus GTZAN's own spread (its clips run 29.9 to 30.7 s),
+so that GTZAN's rows stay the seed's byte for byte. A longer file is cut into exact 30 s windows."""
 
 DECODE_ERRORS = (sf.SoundFileError, audioread.exceptions.DecodeError, EOFError)
 """What the decoders raise for a file that is not audio they can read (EOFError: audioread finds no stream)."""
@@ -33,8 +37,9 @@ def decoder_message(error):
     return " ".join(message.split()) or "no audio stream found"
 
 
-def load_audio(path, sample_rate=22050):
-    """Decode any file librosa reads: (n_samples,) float32, mono, at `sample_rate` Hz.
+def load_audio(path, sample_rate=22050, seconds=None):
+    """Decode any file librosa reads: (n_samples,) float32, mono, at `sample_rate` Hz; only its first
+    `seconds` if given (an hour-long mix then costs no more memory than a clip).
 
     Raises Unreadable with the reason for a file that is missing, unreadable or not audio;
     the decoders' own complaints on stderr are silenced.
@@ -42,7 +47,7 @@ def load_audio(path, sample_rate=22050):
     try:
         with open(os.devnull, "w") as devnull, redirect_fd(2, devnull), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sample_rate, mono=True)
+            y, _ = librosa.load(path, sr=sample_rate, mono=True, duration=seconds)
     except DECODE_ERRORS as error:
         raise Unreadable(f"cannot decode: {decoder_message(error)}")
     except OSError as error:
@@ -72,18 +77,24 @@ def audio_md5(path):
     return hashlib.md5(buffer.getvalue()).hexdigest()
 
 
-def windows(y, sr=22050, every=False, seconds=WINDOW_SECONDS):
+def windows(y, sr=22050, every=False, seconds=WINDOW_SECONDS, whole_seconds=WHOLE_SECONDS):
     """Cut audio y (n_samples,) into (n_windows, window_samples) windows of `seconds`.
 
-    A file shorter than two windows is one window, whole: a GTZAN clip (29.9 to 30.6 s) is
-    exactly the seed's input. A longer file gives its whole windows (the rest is dropped), all
-    of them with `every`, else the first only. Raises ClipTooShort for empty audio.
+    A file up to `whole_seconds` long is one window, whole: a GTZAN clip (29.9 to 30.7 s) is
+    exactly the seed's input. A longer file gives windows of exactly `seconds` (round(seconds * sr)
+    samples), so that a column of the rows means the same coefficient at the same time in every
+    window: all of them with `every`, else the first only. A final part shorter than a window
+    is dropped. Raises ClipTooShort for empty audio.
     """
     if len(y) == 0:
         raise ClipTooShort("the file holds no audio samples")
-    window = round(seconds * sr)
-    n_windows = len(y) // window
-    if n_windows < 2:
+    if len(y) <= round(whole_seconds * sr):
         return y[np.newaxis]
-    n_windows = n_windows if every else 1
+    window = round(seconds * sr)
+    n_windows = len(y) // window if every else 1
     return y[:n_windows * window].reshape(n_windows, window)
+
+
+def first_window_seconds(whole_seconds=WHOLE_SECONDS):
+    """Seconds of audio to decode for the first window only: enough to tell a whole clip from a longer file."""
+    return whole_seconds + 1.0

@@ -1,8 +1,8 @@
 """Stage `extract`: the feature rows of every usable file, in parallel.
 
 Output in data/features/: `features.npy` (n_rows, n_values) float32, one row per window
-(features.windows); `tracks.csv` (row i describes row i: track_id, label, window, start and
-duration in s, source); `skipped.csv` (track_id, reason) for the files that could not be used;
+(features.windows); `tracks.csv` (row i describes row i: track_id, label, window, the window's
+start and duration in s, source); `skipped.csv` (track_id, reason) for the files that could not be used;
 `params.json`, the feature params the rows were made with (features.recipe).
 """
 

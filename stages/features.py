@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 import scipy.fft
 
-from stages.audio import load_audio, windows
+from stages.audio import first_window_seconds, load_audio, windows
 from stages.common import ClipTooShort, UserError
 from stages.musicnn import LAYERS, musicnn_embedding
 from stages.paths import MUSICNN_CHECKPOINT
@@ -92,13 +92,14 @@ def require_weights(features):
 
 
 def file_rows(path, features, batch=4):
-    """Feature rows of one audio file by the `features` params group, and its duration in s.
+    """Feature rows of one audio file by the `features` params group, and the length of a window in s.
 
-    Returns ((n_windows, n_values) float32, seconds). Windows are featurized `batch` at a time,
-    so a long song never needs all its spectrograms at once. Raises audio.Unreadable or ClipTooShort.
+    Returns ((n_windows, n_values) float32, seconds). With features.windows=first only the start
+    of the file is decoded. Windows are featurized `batch` at a time, so a long song never needs
+    all its spectrograms at once. Raises audio.Unreadable or ClipTooShort.
     """
-    sr = features["sample_rate"]
-    y = load_audio(path, sr)
-    cut = windows(y, sr, every=features["windows"] == "all")
+    sr, every = features["sample_rate"], features["windows"] == "all"
+    y = load_audio(path, sr, seconds=None if every else first_window_seconds())
+    cut = windows(y, sr, every=every)
     rows = np.concatenate([featurize(cut[start:start + batch], features) for start in range(0, len(cut), batch)])
-    return rows, len(y) / sr
+    return rows, cut.shape[1] / sr

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 import stages.extract
+import stages.features
 from stages.audio import windows
 from stages.common import ClipTooShort, UserError
 from stages.extract import RowWriter, extract
@@ -19,9 +20,10 @@ FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
 
 
-def seed_recipe(path):
-    """The seed tutorial's loop body, written out with librosa directly."""
+def seed_recipe(path, n_samples=None):
+    """The seed tutorial's loop body, written out with librosa directly (on the first `n_samples` if given)."""
     y, sr = librosa.load(path)
+    y = y[:n_samples]
     mfcc = librosa.feature.mfcc(y=y, sr=sr)
     mfcc /= np.amax(np.absolute(mfcc))
     return np.ndarray.flatten(mfcc)[:25000]
@@ -58,12 +60,42 @@ def test_every_window_of_a_long_song_is_a_row_of_its_track(sample_dir, tmp_path)
     np.testing.assert_array_equal(first, matrix[:1])
 
 
-def test_a_file_shorter_than_two_windows_is_one_window_whole():
-    y = np.ones(round(22050 * 45.5), np.float32)
-    assert windows(y, 22050, every=True).shape == (1, len(y))
-    assert windows(np.ones(22050 * 95, np.float32), 22050, every=True).shape == (3, 22050 * 30)
+def test_a_file_up_to_31_seconds_is_one_window_whole():
+    for seconds in (29.9, 30.7, 31.0):
+        y = np.ones(round(22050 * seconds), np.float32)
+        assert windows(y, 22050, every=True).shape == (1, len(y))
     with pytest.raises(ClipTooShort):
         windows(np.empty(0, np.float32), 22050)
+
+
+def test_a_longer_file_is_cut_into_exact_30_s_windows_and_a_shorter_rest_is_dropped():
+    assert windows(np.ones(round(22050 * 31.1), np.float32), 22050, every=True).shape == (1, 661_500)
+    assert windows(np.ones(round(22050 * 45.5), np.float32), 22050, every=True).shape == (1, 661_500)
+    assert windows(np.ones(22050 * 95, np.float32), 22050, every=True).shape == (3, 661_500)
+    assert windows(np.ones(22050 * 95, np.float32), 22050, every=False).shape == (1, 661_500)
+
+
+def test_a_45_s_songs_row_is_the_seed_recipe_on_its_first_661500_samples(sample_dir, tmp_path):
+    song = tmp_path / "songs" / "jazz" / "45 seconds.wav"
+    song.parent.mkdir(parents=True)
+    first, second = (sf.read(path, dtype="int16")[0] for path in sorted(sample_dir.glob("jazz/*.wav"))[:2])
+    sf.write(song, np.concatenate([first, second[:22050 * 15]]), 22050, subtype="PCM_16")
+    for choice in ("first", "all"):
+        matrix, rows, _ = run_extract([song], tmp_path / choice, FEATURES | {"windows": choice}, n_jobs=1)
+        assert matrix.shape == (1, 25000) and rows["duration"].tolist() == [30.0]
+        np.testing.assert_allclose(matrix[0], seed_recipe(song, 661_500), rtol=0, atol=1e-5)
+
+
+def test_windows_first_decodes_only_the_start_of_a_long_file(tmp_path, monkeypatch):
+    song = tmp_path / "mixes" / "pop" / "ten minutes.wav"
+    song.parent.mkdir(parents=True)
+    sf.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, 22050 * 600).astype(np.float32), 22050)
+    decoded = []
+    load_audio = stages.features.load_audio
+    monkeypatch.setattr(stages.features, "load_audio", lambda *args, **kwargs: decoded.append(
+        len(y := load_audio(*args, **kwargs))) or y)
+    matrix, _, _ = run_extract([song], tmp_path / "first", n_jobs=1)
+    assert matrix.shape == (1, 25000) and decoded == [22050 * 32]
 
 
 @pytest.mark.parametrize("n_fft, hop_length, n_mels", [(2048, 512, 128), (1024, 256, 64)])
