@@ -1,6 +1,7 @@
 """The data the stages after download read: tracks tables, feature rows, one-hot labels and classes, by split."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,14 @@ def read_tracks(path):
     return pd.read_csv(path, dtype={"track_id": str, "label": str}, keep_default_na=False)
 
 
+def write_list(path, track_ids):
+    """Write track ids one a line, each ended by "\\n" (an id never holds one: the sources refuse such names)."""
+    Path(path).write_bytes("".join(f"{track}\n" for track in track_ids).encode("utf-8"))
+
+
 def listed_tracks(name, split=SPLIT):
-    """The track ids in `split/<name>.txt`, one a line (names may hold spaces)."""
-    return (split / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    """The track ids in `split/<name>.txt`, read as write_list wrote them: an id may hold spaces, "\\r" or U+2028."""
+    return (split / f"{name}.txt").read_bytes().decode("utf-8").split("\n")[:-1]
 
 
 class MappedRows:

@@ -6,6 +6,7 @@ copied: `data/raw/tracks.csv` (catalogue.COLUMNS) records where each file is, so
 collection is stored once; DVC hashes the folder as a dependency of this stage.
 """
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,15 +22,37 @@ def _visible(path, root):
     return not any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _check_name(path, folder):
+    """Raise UserError for a file or folder whose name the pipeline cannot carry as it is."""
+    name = path.relative_to(folder).as_posix()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"the name of {os.fsencode(path)!r} is not UTF-8 text: rename it")
+    if "\n" in name:
+        raise UserError(f"the name of {name!r} in {folder} holds a line break: rename it")
+    if path.is_symlink():
+        raise UserError(f"{name!r} in {folder} is a symbolic link, which DVC does not follow when it checks "
+                        "data.folder for changes: move or copy what it points to into the folder")
+
+
 def scan(folder):
-    """{label: [audio files]} of `folder`, labels sorted; raises UserError for a layout that cannot train."""
+    """{label: [audio files]} of `folder`, labels sorted; raises UserError for a layout that cannot train.
+
+    Symbolic links inside the folder are refused: the scan would follow them, but DVC's hash of the
+    folder does not, so a change behind one would never re-run the pipeline.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"data.folder is {folder}, which is not a folder: set it to a folder of "
                         "<label>/<audio files> in params.yaml")
     labels = {}
-    for label in sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p, folder)):
-        files = sorted(p for p in label.rglob("*") if p.is_file() and _visible(p, folder))
+    for label in sorted(p for p in folder.iterdir() if _visible(p, folder) and (p.is_dir() or p.is_symlink())):
+        _check_name(label, folder)
+        entries = [p for p in label.rglob("*") if _visible(p, folder)]
+        for entry in entries:
+            _check_name(entry, folder)
+        files = sorted(p for p in entries if p.is_file())
         audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
         if not audio:
             raise UserError(f"the label folder '{label.name}' in {folder} holds no audio files "

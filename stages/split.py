@@ -10,7 +10,7 @@ import numpy as np
 
 from stages.common import UserError, atomic_output, log, run
 from stages.params import load_params
-from stages.dataset import read_tracks
+from stages.dataset import read_tracks, write_list
 from stages.paths import FAULT_FILTERED, FEATURE_TRACKS, SPLIT
 
 SETS = ("train", "valid", "test")
@@ -94,7 +94,7 @@ def main():
     with atomic_output(SPLIT) as staging:
         staging.mkdir()
         for name, ids in sets.items():
-            (staging / f"{name}.txt").write_text("".join(f"{track}\n" for track in ids), encoding="utf-8")
+            write_list(staging / f"{name}.txt", ids)
     log("split: " + ", ".join(f"{len(ids)} {name}" for name, ids in sets.items()) + " tracks")
 
 

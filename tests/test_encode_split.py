@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.dataset import listed_tracks, write_list
 from stages.encode import one_hot
 from stages.source_gtzan import GENRES
 from stages.split import listed_split, random_split, split, stratified_split
@@ -80,3 +81,9 @@ def test_fault_filtered_refuses_tracks_that_are_not_gtzans():
     mine = pd.DataFrame({"track_id": ["calm/a.mp3", "loud/b.mp3"], "label": ["calm", "loud"]})
     with pytest.raises(UserError, match="use split.method=random or stratified"):
         split(mine, "fault_filtered")
+
+
+def test_track_ids_with_carriage_returns_and_line_separators_come_back_from_the_split_lists(tmp_path):
+    ids = ["calm/a\rb.wav", "calm/c\u2028d.wav", "loud/e\x85f.wav", "loud/plain name.wav"]
+    write_list(tmp_path / "train.txt", ids)
+    assert listed_tracks("train", split=tmp_path) == ids
