@@ -92,8 +92,21 @@ def catalogue_folder(folder, raw=RAW):
     return tracks
 
 
+def queued_copy(cwd=None):
+    """Whether this runs in the temporary copy of the repository that `dvc exp run --queue` makes."""
+    return "/.dvc/tmp/exps/" in (cwd or Path.cwd()).as_posix() + "/"
+
+
 def main():
-    catalogue_folder(load_params()["data"]["folder"])
+    folder = load_params()["data"]["folder"]
+    try:
+        catalogue_folder(folder)
+    except UserError:
+        if queued_copy() and not Path(folder).is_absolute():
+            raise UserError(f"a queued experiment runs in a temporary copy of the repository, where the files "
+                            f"in data.folder={folder} that git does not track are absent: set data.folder to an "
+                            "absolute path, or track the music with git or `dvc add`")
+        raise
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -179,3 +180,36 @@ def test_a_file_name_that_is_not_utf8_is_refused_naming_it(tmp_path):
     (music / "calm").joinpath(os.fsdecode(b"caf\xe9.wav")).write_bytes(b"b")
     with pytest.raises(UserError, match=r"the name of b'.*calm/caf\\xe9.wav' is not UTF-8 text: rename it"):
         scan(music)
+
+
+@pytest.fixture(scope="module")
+def small_collection(sample_dir, tmp_path_factory):
+    """Two labels of four real clips each, outside any repository."""
+    root = tmp_path_factory.mktemp("small") / "music"
+    for label, genre in [("calm", "classical"), ("loud", "metal")]:
+        (root / label).mkdir(parents=True)
+        for k in range(4):
+            (root / label / f"{genre} {k}.wav").write_bytes((sample_dir / genre / f"{genre}.{k:05d}.wav").read_bytes())
+    return root
+
+
+def queue_two_runs(repo):
+    for epochs in (2, 3):
+        run_in(repo, "dvc", "exp", "run", "--queue", "-S", f"epochs={epochs}")
+    return run_in(repo, "dvc", "exp", "run", "--run-all", check=False)
+
+
+def test_a_queued_sweep_runs_on_an_absolute_folder(small_collection, tmp_path):
+    repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(small_collection)})
+    queue_two_runs(repo)
+    shown = json.loads(run_in(repo, "dvc", "exp", "show", "--json").stdout)
+    runs = [run["data"] for baseline in shown for exp in (baseline.get("experiments") or []) for run in exp["revs"]]
+    assert sorted(run["params"]["params.yaml"]["data"]["epochs"] for run in runs) == [2, 3]
+    assert all(run["metrics"]["metrics/eval.json"]["data"]["test_tracks"] > 0 for run in runs)
+
+
+def test_a_queued_run_on_an_untracked_folder_in_the_repository_says_what_to_do(small_collection, tmp_path):
+    repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": "music"})
+    shutil.copytree(small_collection, repo / "music", dirs_exist_ok=True)
+    result = queue_two_runs(repo)
+    assert result.stdout.count("error: a queued experiment runs in a temporary copy of the repository") == 2
