@@ -5,6 +5,9 @@ Output: `data/model/model.keras` (with the feature params and classes it was tra
 `metrics/train.json` (the last epoch's).
 """
 
+import resource
+from pathlib import Path
+
 import numpy as np
 import psutil
 
@@ -38,22 +41,47 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
     return model, history.history
 
 
-def check_memory(n_rows, n_values):
-    """Raise UserError if the training rows would not fit in the memory free now."""
-    needed, free = n_rows * n_values * 4, psutil.virtual_memory().available
-    if needed > 0.8 * free:
-        raise UserError(f"the training rows need {needed / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB are free: "
-                        "set train.from_disk: true to read them from disk in batches")
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def free_memory(cgroup=CGROUP):
+    """Bytes this process may still take: the least of the machine's available memory, the room left
+    under its cgroup's limit (a container's, a SLURM job's) and under its address-space limit (ulimit -v)."""
+    room = [psutil.virtual_memory().available]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        room.append(soft - psutil.Process().memory_info().vms)
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            room.append(int(limit) - int((cgroup / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 memory controller here
+    return max(0, min(room))
+
+
+def check_memory(train_shape, valid_shape, free=None):
+    """Raise UserError if loading the (n_rows, n_values) float32 training and validation rows would not fit.
+
+    Loading the training rows takes them three times at its peak (the rows read from the memory map,
+    their copy in file order, Keras's tensor), the validation rows twice (the rows, Keras's tensor).
+    """
+    needed = 4 * (3 * train_shape[0] * train_shape[1] + 2 * valid_shape[0] * valid_shape[1])
+    free = free_memory() if free is None else free
+    if needed > 0.9 * free:
+        raise UserError(f"loading the training rows needs about {needed / 2**30:.1f} GiB, and "
+                        f"{free / 2**30:.1f} GiB are free to this process: set train.from_disk: true "
+                        "to read them from disk in batches")
 
 
 def main():
     params = load_params()
     from_disk = params["train"]["from_disk"]
     x, y, rows = load_set("train", in_memory=False)
+    x_valid, y_valid, valid_rows = load_set("valid", in_memory=False)
     if not from_disk:
-        check_memory(*x.shape)
-        x = x[np.arange(len(x))]
-    x_valid, y_valid, valid_rows = load_set("valid", in_memory=not from_disk)
+        check_memory(x.shape, x_valid.shape)
+        x, x_valid = x[np.arange(len(x))], x_valid[np.arange(len(x_valid))]
     if len(x) == 0:
         raise UserError("the training set is empty: check the split params")
     if len(x_valid) == 0:

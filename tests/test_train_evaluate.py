@@ -201,8 +201,27 @@ def test_predicting_from_disk_gives_the_in_memory_numbers(mapped, tmp_path):
 
 def test_training_rows_larger_than_free_memory_ask_for_from_disk():
     from stages.train import check_memory
-    with pytest.raises(UserError, match="set train.from_disk: true to read them from disk in batches"):
-        check_memory(10**9, 25000)
+    with pytest.raises(UserError, match="set train.from_disk: true"):
+        check_memory((10**9, 25000), (0, 25000))
+
+
+def test_the_memory_check_counts_the_copies_loading_makes():
+    from stages.train import check_memory
+    one_copy = 4 * 1000 * 25000
+    check_memory((1000, 25000), (0, 25000), free=4 * one_copy)
+    with pytest.raises(UserError, match="needs about 0.3 GiB, and 0.2 GiB are free"):
+        check_memory((1000, 25000), (0, 25000), free=2 * one_copy)
+
+
+def test_the_memory_check_sees_an_address_space_limit():
+    check = ("import resource, psutil; from stages.train import check_memory, run\n"
+             "vms = psutil.Process().memory_info().vms\n"
+             "resource.setrlimit(resource.RLIMIT_AS, (vms + 300 * 2**20, resource.RLIM_INFINITY))\n"
+             "run(lambda: check_memory((2000, 25000), (500, 25000)))")
+    result = subprocess.run([sys.executable, "-c", check], cwd=PROJECT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: loading the training rows needs about 0.7 GiB, and 0.3 GiB are free")
+    assert result.stderr.count("\n") == 1
 
 
 def test_keras_starts_without_unused_extras_and_runs_one_op_at_a_time():
