@@ -27,7 +27,7 @@ from stages.common import load_params  # noqa: E402
 from stages.extract import file_results  # noqa: E402
 from stages.musicnn import LAYERS, patch_outputs  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
-from stages.source_gtzan import GENRES  # noqa: E402
+from stages.gtzan import GENRES  # noqa: E402
 from stages.train import train  # noqa: E402
 
 

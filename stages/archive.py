@@ -22,27 +22,10 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from stages.common import CHUNK, UserError, file_digest, log, no_space_left, progress
+from stages.params import split_checksum
 from stages.paths import DOWNLOADS
 
-ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64}
-"""Checksum algorithm -> its length in hex digits."""
-CHECKSUM = re.compile(rf"^(?P<location>.*)#(?P<algorithm>{'|'.join(ALGORITHMS)})=(?P<digest>[0-9a-f]+)$", re.DOTALL)
 TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
-
-
-def split_checksum(url):
-    """(location, (algorithm, hex digest) or None) of a URL that may end in `#sha256=<hex>`.
-
-    Raises UserError for a checksum fragment of the wrong length.
-    """
-    match = CHECKSUM.match(url)
-    if match is None:
-        return url, None
-    algorithm, digest = match["algorithm"], match["digest"]
-    if len(digest) != ALGORITHMS[algorithm]:
-        raise UserError(f"the checksum of {match['location']} must be {ALGORITHMS[algorithm]} lowercase hex digits "
-                        f"after #{algorithm}=, got {len(digest)}")
-    return match["location"], (algorithm, digest)
 
 
 def local_path(location):

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,16 @@ from stages.paths import CLASSES, FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS
 def read_tracks(path):
     """A tracks table (data/raw's or data/features'), names and labels as text whatever they look like."""
     return pd.read_csv(path, dtype={"track_id": str, "label": str}, keep_default_na=False)
+
+
+def in_catalogue_order(tracks):
+    """A tracks table in the order every stage lists tracks: by label, then track id (GTZAN's own order)."""
+    return tracks.sort_values(["label", "track_id"], kind="stable")
+
+
+def is_duplicate(tracks):
+    """(n_tracks,) bool: the catalogue's tracks whose bytes repeat an earlier track's (never used)."""
+    return tracks["status"].str.startswith("duplicate of")
 
 
 def write_list(path, track_ids):
@@ -44,18 +55,28 @@ class MappedRows:
         return taken
 
 
-def load_set(name, in_memory=True, split=SPLIT):
-    """(x, y, rows) of every row whose track `split/<name>.txt` lists, in the list's order.
+class Subset(NamedTuple):
+    """The rows of one split list: x (n_rows, n_values) float32 (or MappedRows), y (n_rows, n_classes) float32,
+    rows (their part of the features' tracks table), and the listed tracks that have no rows (extract skipped them)."""
+    x: object
+    y: np.ndarray
+    rows: pd.DataFrame
+    without_rows: list
 
-    x: (n_rows, n_values) float32, read into memory, or else MappedRows; y: (n_rows, n_classes)
-    float32; rows: the rows' part of the features' tracks table (track_id, label, window, ...).
+
+def load_set(name, in_memory=True, split=SPLIT):
+    """The Subset of every row whose track `split/<name>.txt` lists, in the list's order.
+
+    x is read into memory, or else left on disk as MappedRows.
     """
     table = read_tracks(FEATURE_TRACKS)
     rows_of = table.groupby("track_id", sort=False).indices
-    rows = np.concatenate([rows_of[track] for track in listed_tracks(name, split)] or [np.empty(0, int)])
+    listed = listed_tracks(name, split)
+    rows = np.concatenate([rows_of[track] for track in listed if track in rows_of] or [np.empty(0, int)])
     matrix = np.load(FEATURE_MATRIX, mmap_mode="r")
     x = matrix[rows] if in_memory else MappedRows(matrix, rows)
-    return x, np.load(ONEHOT)[rows], table.iloc[rows].reset_index(drop=True)
+    return Subset(x, np.load(ONEHOT)[rows], table.iloc[rows].reset_index(drop=True),
+                  [track for track in listed if track not in rows_of])
 
 
 def classes():
@@ -68,6 +89,6 @@ def feature_recipe():
     return json.loads(FEATURE_PARAMS.read_text())
 
 
-def data_source():
-    """Where the rows came from: "gtzan", "demo" or "folder", recorded by every stage since download."""
-    return read_tracks(FEATURE_TRACKS)["source"].iat[0]
+def data_source(tracks=FEATURE_TRACKS):
+    """Where the tracks came from: "gtzan", "demo" or "folder", recorded by every stage since download."""
+    return read_tracks(tracks)["source"].iat[0]

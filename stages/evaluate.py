@@ -1,8 +1,9 @@
 """Stage `evaluate`: the trained model on the test tracks only.
 
 Output in metrics/: `eval.json` (row-level accuracy, loss and macro F1; track-level accuracy and
-macro F1, a track's probabilities averaged over its windows as predict does; per-label precision,
-recall and F1 of the tracks), `confusion.csv` (track_id, actual, predicted: one record per test
+macro F1, a track's probabilities averaged over its windows as predict does; each accuracy with
+its 95% interval over tracks; per-label precision, recall and F1 of the tracks; the test tracks
+that have no feature rows and are not scored), `confusion.csv` (track_id, actual, predicted: one record per test
 track), `confusion.png` and `misclassified.csv` (top-3 guesses).
 
 Macro F1 is the mean F1 over the labels that have test tracks (rows): a label absent from the
@@ -12,12 +13,14 @@ test set is not counted as an F1 of 0.
 import numpy as np
 import pandas as pd
 
-from stages.common import UserError, atomic_output, run, write_csv, write_json
+from stages.common import UserError, atomic_output, log, run, write_csv, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
 from stages.model import Network, cross_entropy, top_labels
-from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL
+from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
+from stages.statistics import INTERVAL, rounded, wilson_interval
 
 MACRO_F1 = "mean F1 over the labels present in the test set"
+SCORED_ON = "the test tracks that have feature rows (test_tracks_without_rows lists the others)"
 
 
 def scores(y, probabilities, classes):
@@ -89,27 +92,46 @@ def plot_confusion(actual, predicted, classes, path):
     plt.close(figure)
 
 
+def with_interval(accuracy, n_tracks):
+    """`accuracy 0.530 (95% CI 0.461-0.598, 200 tracks)`."""
+    low, high = wilson_interval(accuracy * n_tracks, n_tracks)
+    return f"{accuracy:.3f} (95% CI {low:.3f}-{high:.3f}, {n_tracks} tracks)"
+
+
 def main():
-    x, y, rows = load_set("test", in_memory=False)  # read in batches: the test rows need not fit in memory
+    x, y, rows, without_rows = load_set("test", in_memory=False)  # read in batches: the rows need not fit in memory
     if len(x) == 0:
-        raise UserError("the test set is empty: check the split params")
+        raise UserError("no test track has feature rows (extract skipped them, or the split's test list is empty): "
+                        f"see {SKIPPED} and the split params")
+    if without_rows:
+        log(f"evaluate: {len(without_rows)} test tracks have no feature rows (extract skipped them: see {SKIPPED}) "
+            "and are not scored")
     labels = classes()
     probabilities = Network(MODEL, feature_recipe(), labels).predict(x)
     by_row = scores(y, probabilities, labels)
     track_ids, track_y, track_p = track_probabilities(rows, y, probabilities)
     by_track = scores(track_y, track_p, labels)
-    source = data_source()
+    n_tracks = len(track_ids)
     write_json(EVAL_METRICS, {key: by_row[key] for key in ("accuracy", "loss", "macro_f1")}
-               | {"track_accuracy": by_track["accuracy"], "track_macro_f1": by_track["macro_f1"],
-                  "test_rows": len(x), "test_tracks": len(track_ids), "source": source,
-                  "macro_f1_definition": MACRO_F1, "per_label": by_track["per_label"]})
+               | {"accuracy_ci95": rounded(wilson_interval(by_row["accuracy"] * n_tracks, n_tracks)),
+                  "track_accuracy": by_track["accuracy"],
+                  "track_accuracy_ci95": rounded(wilson_interval(by_track["accuracy"] * n_tracks, n_tracks)),
+                  "track_macro_f1": by_track["macro_f1"],
+                  "test_rows": len(x), "test_tracks": n_tracks, "source": data_source(),
+                  "scored_on": SCORED_ON, "interval_method": INTERVAL, "macro_f1_definition": MACRO_F1,
+                  "test_tracks_without_rows": without_rows,
+                  "labels_without_test_tracks": sorted(set(labels) - {labels[i] for i in track_y.argmax(axis=1)}),
+                  "per_label": by_track["per_label"]})
     actual = [labels[i] for i in track_y.argmax(axis=1)]
     predicted = [labels[i] for i in track_p.argmax(axis=1)]
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
     plot_confusion(actual, predicted, labels, CONFUSION_PLOT)
     write_csv(MISCLASSIFIED, misclassified(track_ids, track_y, track_p, labels))
-    print(f"evaluate: test accuracy {by_row['accuracy']:.3f}, macro F1 {by_row['macro_f1']:.3f} on {len(x)} rows; "
-          f"{by_track['accuracy']:.3f} and {by_track['macro_f1']:.3f} on {len(track_ids)} {source} tracks")
+    line = f"evaluate: test accuracy {with_interval(by_row['accuracy'], n_tracks)}, macro F1 {by_row['macro_f1']:.3f}"
+    if len(x) > n_tracks:
+        line += (f"; {len(x)} windows averaged per track: {with_interval(by_track['accuracy'], n_tracks)}, "
+                 f"macro F1 {by_track['macro_f1']:.3f}")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from stages.audio import WINDOW_SECONDS, Unreadable
 from stages.catalogue import SHOWN
 from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
 from stages.params import load_params
-from stages.dataset import read_tracks
+from stages.dataset import in_catalogue_order, is_duplicate, read_tracks
 from stages.features import feature_width, file_rows, recipe, require_weights
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
 from stages.workers import results
@@ -71,7 +71,7 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     Returns (row table, skipped table): one row per window of the usable files, in the order of `tracks`.
     """
     width = feature_width(features)
-    duplicate = tracks["status"].str.startswith("duplicate of")
+    duplicate = is_duplicate(tracks)
     skipped = [(row.track_id, row.status) for row in tracks[duplicate].itertuples()]
     todo = tracks[~duplicate]
     rows_table = []
@@ -96,8 +96,7 @@ def main():
     params = load_params()
     features = params["features"]
     require_weights(features)
-    # Stable row order, whatever the source's: labels, then track ids (GTZAN's genres are sorted already).
-    tracks = read_tracks(RAW_TRACKS).sort_values(["label", "track_id"], kind="stable")
+    tracks = in_catalogue_order(read_tracks(RAW_TRACKS))
     with atomic_output(FEATURES) as staging:
         rows, skipped = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
         for row in skipped.head(SHOWN).itertuples():

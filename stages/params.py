@@ -1,14 +1,38 @@
 """The params schema: every key of params.yaml, the values it may take, and the loader every stage calls first."""
 
 import difflib
+import re
 from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.archive import split_checksum
 from stages.common import UserError
 from stages.paths import PARAMS
 
+
+# ---------------------------------------------------------------- archive URLs
+
+ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64}
+"""Checksum algorithm -> its length in hex digits."""
+CHECKSUM = re.compile(rf"^(?P<location>.*)#(?P<algorithm>{'|'.join(ALGORITHMS)})=(?P<digest>[0-9a-f]+)$", re.DOTALL)
+
+
+def split_checksum(url):
+    """(location, (algorithm, hex digest) or None) of a URL that may end in `#sha256=<hex>`.
+
+    Raises UserError for a checksum fragment of the wrong length.
+    """
+    match = CHECKSUM.match(url)
+    if match is None:
+        return url, None
+    algorithm, digest = match["algorithm"], match["digest"]
+    if len(digest) != ALGORITHMS[algorithm]:
+        raise UserError(f"the checksum of {match['location']} must be {ALGORITHMS[algorithm]} lowercase hex digits "
+                        f"after #{algorithm}=, got {len(digest)}")
+    return match["location"], (algorithm, digest)
+
+
+# ---------------------------------------------------------------- the schema
 
 def _integer(minimum):
     def check(value):

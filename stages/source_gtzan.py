@@ -14,11 +14,9 @@ import pandas as pd
 from stages.archive import TAR_ERRORS, members, obtain_archive
 from stages.catalogue import clip_catalogue, summarize
 from stages.common import CHUNK, UserError, atomic_output, log, remove, run
+from stages.gtzan import GENRES
 from stages.params import load_params
 from stages.paths import DOWNLOADS, GTZAN_CHECKSUMS, RAW, RAW_TRACKS
-
-GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
-"""GTZAN's ten genres, in the order of its folders (and of np.unique, the seed's one-hot columns)."""
 
 CLIP_NAME = re.compile(rf"^({'|'.join(GENRES)})\.\d{{5}}\.(au|wav)$")
 OFFLINE_HELP = ("Without network: download genres.tar.gz by hand and set data.gtzan.url to its path in "

@@ -1,7 +1,10 @@
 """Stage `split`: which tracks train, which validate each epoch, and which test.
 
-Output in data/split/: `train.txt`, `valid.txt` and `test.txt`, one track id a line. A track
-is split as a whole: every window of a song is on the same side.
+Output in data/split/: `train.txt`, `valid.txt` and `test.txt`, one track id a line. The split
+is drawn from the download's catalogue (every track that is not a duplicate), never from what
+extract could use: every experiment on the same data, `seed` and `split.*` is scored on the same
+test tracks, whatever its feature params. A track is split as a whole: every window of a song is
+on the same side.
 """
 
 import math
@@ -9,16 +12,20 @@ import math
 import numpy as np
 
 from stages.common import UserError, atomic_output, log, run
+from stages.dataset import in_catalogue_order, is_duplicate, read_tracks, write_list
+from stages.gtzan import CLIP_ID
 from stages.params import load_params
-from stages.dataset import read_tracks, write_list
-from stages.paths import FAULT_FILTERED, FEATURE_TRACKS, SPLIT
+from stages.paths import FAULT_FILTERED, RAW_TRACKS, SPLIT
 
 SETS = ("train", "valid", "test")
+SHOWN = 10
+"""Track ids or labels printed by name in a message; the rest are counted."""
 
 
-def hold_out(ids, validation_fraction):
-    """(train, valid): the last `validation_fraction` of `ids` held out, as Keras's validation_split slices."""
-    n_fit = math.floor(len(ids) * (1.0 - validation_fraction))
+def hold_out(ids, validation_fraction, keep=0):
+    """(train, valid): the last `validation_fraction` of `ids` held out, as Keras's validation_split slices,
+    keeping at least `keep` of them (when there are as many) for training."""
+    n_fit = max(min(keep, len(ids)), math.floor(len(ids) * (1.0 - validation_fraction)))
     return list(ids[:n_fit]), list(ids[n_fit:])
 
 
@@ -36,7 +43,11 @@ def random_split(track_ids, train_fraction=0.8, validation_fraction=0.2, seed=42
 
 
 def stratified_split(track_ids, labels, train_fraction=0.8, validation_fraction=0.2, seed=42):
-    """{'train', 'valid', 'test': ids} with each label's share the same in all three sets."""
+    """{'train', 'valid', 'test': ids} with each label's share the same in all three sets.
+
+    A label with one track trains on it; one with two or more keeps at least one for training
+    and one for testing.
+    """
     rng = np.random.default_rng(seed)
     sets = {name: [] for name in SETS}
     track_ids, labels = np.asarray(track_ids, dtype=str), np.asarray(labels, dtype=str)
@@ -44,7 +55,9 @@ def stratified_split(track_ids, labels, train_fraction=0.8, validation_fraction=
         group = track_ids[labels == label]
         shuffled = [str(track) for track in group[rng.permutation(len(group))]]
         n_train = round(train_fraction * len(group))
-        train, valid = hold_out(shuffled[:n_train], validation_fraction)
+        if len(group) >= 2:
+            n_train = min(max(n_train, 1), len(group) - 1)
+        train, valid = hold_out(shuffled[:n_train], validation_fraction, keep=1)
         sets["train"] += train
         sets["valid"] += valid
         sets["test"] += shuffled[n_train:]
@@ -65,32 +78,76 @@ def listed_split(track_ids, lists=FAULT_FILTERED):
     return sets, missing
 
 
-def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, seed=42):
+def named(items, shown=SHOWN):
+    items = list(items)
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+def check_gtzan(tracks, source):
+    """Raise UserError unless `tracks` are GTZAN clips, as split.method=fault_filtered needs."""
+    if source != "gtzan":
+        raise UserError(f"split.method=fault_filtered lists GTZAN clips, and these tracks come from the {source} "
+                        "source: use split.method=random or stratified")
+    foreign = [track for track in tracks["track_id"] if not CLIP_ID.match(track)]
+    if foreign:
+        raise UserError(f"split.method=fault_filtered lists GTZAN clips, and {named(foreign, 3)} are not GTZAN clip "
+                        "ids (genre.NNNNN): use split.method=random or stratified")
+
+
+def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, seed=42, source="gtzan"):
     """Split the tracks (track_id, label: one row per track) by `method`; returns (sets, listed ids missing)."""
     if method == "fault_filtered":
-        sets, missing = listed_split(tracks["track_id"])
-        if not sets["train"] or not sets["test"]:
-            raise UserError("split.method=fault_filtered lists GTZAN clips, and these tracks are not GTZAN's: "
-                            "use split.method=random or stratified")
-        return sets, missing
+        check_gtzan(tracks, source)
+        return listed_split(tracks["track_id"])
     if method == "stratified":
         return stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed), []
     return random_split(tracks["track_id"], train_fraction, validation_fraction, seed), []
 
 
-def main():
-    params = load_params()
-    rows = read_tracks(FEATURE_TRACKS)
-    tracks = rows.drop_duplicates("track_id")[["track_id", "label"]]
-    settings = params["split"]
+def labels_missing(sets, tracks):
+    """{set name: labels of `tracks` (track_id, label) that have no track in that set}, each in label order."""
+    label_of = dict(zip(tracks["track_id"], tracks["label"]))
+    everyone = sorted(set(label_of.values()))
+    return {name: [label for label in everyone if label not in {label_of[track] for track in ids}]
+            for name, ids in sets.items()}
+
+
+def check_labels(sets, tracks):
+    """Raise UserError for a label with no training track; return warnings for labels without validation or test."""
+    missing = labels_missing(sets, tracks)
+    if missing["train"]:
+        raise UserError(f"no training track for label {named(missing['train'])}: add files of it, "
+                        "or raise split.train_fraction")
+    return [f"split: warning: no {what} track for label {named(missing[name])}"
+            for name, what in (("valid", "validation"), ("test", "test")) if missing[name]]
+
+
+def candidates(catalogue):
+    """The tracks (track_id, label) a split is drawn from: every catalogued track but duplicates, in catalogue order."""
+    return in_catalogue_order(catalogue[~is_duplicate(catalogue)])[["track_id", "label"]]
+
+
+def split_catalogue(catalogue, settings, seed=42):
+    """{'train', 'valid', 'test': ids} of a download's catalogue (RAW_TRACKS rows) by the `split` params group.
+
+    Raises UserError for an empty training or test set and for a label without a training track.
+    """
+    tracks = candidates(catalogue)
     sets, missing = split(tracks, settings["method"], settings["train_fraction"], settings["validation_fraction"],
-                          params["seed"])
+                          seed, catalogue["source"].iat[0])
     if missing:
-        log(f"split: {len(missing)} clips of the list are missing or were skipped: "
-            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        log(f"split: {len(missing)} clips of the list are not in the catalogue: {named(missing)}")
     for name in ("train", "test"):
         if not sets[name]:
             raise UserError(f"the {name} set is empty with {len(tracks)} tracks: check split.train_fraction")
+    for warning in check_labels(sets, tracks):
+        log(warning)
+    return sets
+
+
+def main():
+    params = load_params()
+    sets = split_catalogue(read_tracks(RAW_TRACKS), params["split"], params["seed"])
     with atomic_output(SPLIT) as staging:
         staging.mkdir()
         for name, ids in sets.items():

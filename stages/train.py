@@ -16,7 +16,7 @@ from stages.params import load_params
 from stages.dataset import classes, data_source, feature_recipe, load_set
 from stages.keras_import import keras_and_tensorflow
 from stages.model import batches, build_model, save_model, seed_everything
-from stages.paths import MODEL, TRAIN_LOG, TRAIN_METRICS
+from stages.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
@@ -77,8 +77,12 @@ def check_memory(train_shape, valid_shape, free=None):
 def main():
     params = load_params()
     from_disk = params["train"]["from_disk"]
-    x, y, rows = load_set("train", in_memory=False)
-    x_valid, y_valid, valid_rows = load_set("valid", in_memory=False)
+    x, y, rows, train_without_rows = load_set("train", in_memory=False)
+    x_valid, y_valid, valid_rows, valid_without_rows = load_set("valid", in_memory=False)
+    for name, without_rows in (("training", train_without_rows), ("validation", valid_without_rows)):
+        if without_rows:
+            log(f"train: {len(without_rows)} {name} tracks have no feature rows (extract skipped them: "
+                f"see {SKIPPED}) and are left out")
     if not from_disk:
         check_memory(x.shape, x_valid.shape)
         x, x_valid = x[np.arange(len(x))], x_valid[np.arange(len(x_valid))]

@@ -14,7 +14,7 @@ from conftest import PROJECT, clip_members, make_tar_gz, make_zip, with_appledou
 from stages.archive import download_path
 from stages.common import UserError, run
 from stages.source_demo import make_demo
-from stages.source_gtzan import GENRES, download
+from stages.gtzan import GENRES, download
 
 CHECKSUMS = PROJECT / "data/gtzan/checksums.tsv"
 

@@ -6,8 +6,9 @@ import pytest
 
 from stages.dataset import listed_tracks, write_list
 from stages.encode import one_hot
-from stages.source_gtzan import GENRES
-from stages.split import listed_split, random_split, split, stratified_split
+from stages.gtzan import GENRES
+from stages.common import UserError
+from stages.split import check_labels, listed_split, random_split, split, stratified_split
 
 
 def test_one_hot_is_the_seeds_np_unique_encoding():
@@ -76,14 +77,40 @@ def test_fault_filtered_reports_listed_clips_that_are_missing(tracks):
     assert "blues.00000" in sets["valid"] and "blues.00029" in missing
 
 
-def test_fault_filtered_refuses_tracks_that_are_not_gtzans():
-    from stages.common import UserError
-    mine = pd.DataFrame({"track_id": ["calm/a.mp3", "loud/b.mp3"], "label": ["calm", "loud"]})
-    with pytest.raises(UserError, match="use split.method=random or stratified"):
-        split(mine, "fault_filtered")
-
-
 def test_track_ids_with_carriage_returns_and_line_separators_come_back_from_the_split_lists(tmp_path):
     ids = ["calm/a\rb.wav", "calm/c\u2028d.wav", "loud/e\x85f.wav", "loud/plain name.wav"]
     write_list(tmp_path / "train.txt", ids)
     assert listed_tracks("train", split=tmp_path) == ids
+
+
+def test_stratified_trains_on_a_one_track_label_and_tests_a_two_track_label():
+    tracks = pd.DataFrame({"track_id": ["solo", "duo 1", "duo 2"] + [f"many {i}" for i in range(10)],
+                           "label": ["solo", "duo", "duo"] + ["many"] * 10})
+    sets = stratified_split(tracks["track_id"], tracks["label"], 0.8, 0.2, seed=0)
+    assert "solo" in sets["train"]
+    assert len({"duo 1", "duo 2"} & set(sets["train"])) == 1 and len({"duo 1", "duo 2"} & set(sets["test"])) == 1
+
+
+def test_a_label_without_a_training_track_stops_the_split_naming_it():
+    tracks = pd.DataFrame({"track_id": ["a", "b", "c"], "label": ["calm", "calm", "loud"]})
+    with pytest.raises(UserError, match="no training track for label loud: add files of it, or raise "
+                                        "split.train_fraction"):
+        check_labels({"train": ["a"], "valid": ["b"], "test": ["c"]}, tracks)
+
+
+def test_a_label_without_validation_or_test_tracks_is_a_warning_naming_it():
+    tracks = pd.DataFrame({"track_id": ["a", "b", "c", "d"], "label": ["calm", "calm", "loud", "loud"]})
+    warnings = check_labels({"train": ["a", "c"], "valid": ["b"], "test": ["d"]}, tracks)
+    assert warnings == ["split: warning: no validation track for label loud",
+                        "split: warning: no test track for label calm"]
+
+
+def test_fault_filtered_refuses_the_demo_corpus_though_its_ids_look_like_gtzans(tracks):
+    with pytest.raises(UserError, match="come from the demo source: use split.method=random or stratified"):
+        split(tracks, "fault_filtered", source="demo")
+
+
+def test_fault_filtered_refuses_a_track_whose_id_is_not_a_gtzan_clip(tracks):
+    odd = pd.concat([tracks, pd.DataFrame({"track_id": ["blues.00000 (copy)"], "label": ["blues"]})])
+    with pytest.raises(UserError, match=r"blues.00000 \(copy\) are not GTZAN clip ids"):
+        split(odd, "fault_filtered")

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import clone_project, run_in
+from conftest import changed_stages, clone_project, params_set, run_in
 from stages.common import UserError
+from stages.dataset import in_catalogue_order
 from stages.source_folder import folder_catalogue, scan
+from stages.split import random_split
 
 LABELS = {"calme étude": ["classical", "jazz"], "hip hop": ["hiphop", "disco", "reggae"],
           "Métal & rock": ["metal", "rock"], "pop country": ["pop", "country", "blues"]}
@@ -213,3 +215,25 @@ def test_a_queued_run_on_an_untracked_folder_in_the_repository_says_what_to_do(s
     shutil.copytree(small_collection, repo / "music", dirs_exist_ok=True)
     result = queue_two_runs(repo)
     assert result.stdout.count("error: a queued experiment runs in a temporary copy of the repository") == 2
+
+
+def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection, tmp_path):
+    music = tmp_path / "music"
+    shutil.copytree(small_collection, music)
+    sf.write(music / "calm" / "short.wav", np.zeros(22050 * 5, np.float32), 22050)  # too short for 25,000 values
+    order = in_catalogue_order(folder_catalogue(music))["track_id"]
+    seed = next(seed for seed in range(100) if "calm/short.wav" in random_split(order, seed=seed)["test"])
+    repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(music), "seed": seed,
+                                             "epochs": 2})
+    output = run_in(repo, "dvc", "repro").stderr
+    assert "evaluate: 1 test tracks have no feature rows" in output
+    evaluation = json.loads((repo / "metrics/eval.json").read_text())
+    assert evaluation["test_tracks_without_rows"] == ["calm/short.wav"]
+    assert evaluation["test_tracks"] == len((repo / "data/split/test.txt").read_text().splitlines()) - 1
+    with params_set(repo, {"features.kind": "musicnn"}):
+        assert "split" not in changed_stages(repo) and "extract" in changed_stages(repo)
+    test_list = (repo / "data/split/test.txt").read_bytes()
+    with params_set(repo, {"features.mfcc.n_values": 2000}):
+        run_in(repo, "dvc", "repro", "evaluate")
+        assert (repo / "data/split/test.txt").read_bytes() == test_list
+        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks_without_rows"] == []

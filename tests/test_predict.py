@@ -18,7 +18,7 @@ from stages.features import recipe
 from stages.extract import file_results
 from stages.model import Network, build_model, save_model, seed_everything
 from stages.predict import classify, main
-from stages.source_gtzan import GENRES
+from stages.gtzan import GENRES
 
 SR = 22050
 FEATURES = {"kind": "mfcc", "sample_rate": SR, "windows": "all",

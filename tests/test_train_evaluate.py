@@ -11,7 +11,7 @@ from conftest import PROJECT
 from stages.common import UserError
 from stages.evaluate import misclassified, scores, track_probabilities
 from stages.model import Network, build_model, cross_entropy, save_model, top_labels
-from stages.source_gtzan import GENRES
+from stages.gtzan import GENRES
 from stages.train import train
 
 RECIPE = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",

@@ -1,0 +1,128 @@
+"""Feature tables: features computed elsewhere (Kaggle's GTZAN descriptors, embeddings), read from a CSV in chunks.
+
+A table has one row per track, or one row per window of a track:
+- the track: a `track_id` column, or else a `filename` column whose audio extension is dropped.
+  Kaggle's names work as they come: `blues.00000.wav` is track `blues.00000`; a name whose stem
+  ends in two dot-separated numbers, `blues.00000.3.wav` (its 3 s file), is window 3 of track `blues.00000`;
+- the label: a `label` column;
+- optionally a `window` column, numbering a track's rows (else they are numbered in the table's order);
+- every other column is a numeric feature, except those listed in `data.table_ignore`.
+No part of the table is held in memory beyond one chunk of rows and one key (track, window) per row.
+"""
+
+import re
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from stages.audio import AUDIO_SUFFIXES
+from stages.common import UserError
+
+CHUNK_ROWS = 20_000
+"""Rows read at a time: about 10 MB of a table of 60 columns."""
+WINDOW_NAME = re.compile(r"^(?P<track>.+\.\d+)\.(?P<window>\d+)$")
+KEYS = ("track_id", "filename", "label", "window")
+"""Columns that say which track and window a row is: never features."""
+
+
+def columns(path):
+    """The column names of the CSV table at `path`; raises UserError if it is not one a table can be read from."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data.table is {path}, which is not a file: set it to a CSV feature table "
+                        "(a track_id or filename column, a label column, feature columns)")
+    try:
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not a CSV table ({' '.join(str(error).split())[:120]}): set data.table to one")
+    if "label" not in header:
+        raise UserError(f"{path} has no 'label' column: name the column of labels 'label'")
+    if "track_id" not in header and "filename" not in header:
+        raise UserError(f"{path} has neither a 'track_id' nor a 'filename' column: add one naming each row's track")
+    return header
+
+
+def feature_columns(header, ignore=()):
+    """The feature columns of a table's `header`, in the table's order."""
+    return [name for name in header if name not in KEYS and name not in ignore]
+
+
+def _track_and_window(names):
+    """(track ids, windows or None) of the `filename` column's names: the audio extension dropped."""
+    stems = [name[:-len(PurePosixPath(name).suffix)] if PurePosixPath(name).suffix.lower() in AUDIO_SUFFIXES
+             else name for name in names]
+    matches = [WINDOW_NAME.match(stem) for stem in stems]
+    if stems and all(matches):
+        return [m["track"] for m in matches], [int(m["window"]) for m in matches]
+    return stems, None
+
+
+def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
+    """Yield (rows, first line number) chunks of the table, each with `track_id`, `label` and `window` columns.
+
+    Raises UserError, naming the line, for a row without a track or label, a duplicated (track,
+    window), or a track given two labels.
+    """
+    header = columns(path)
+    id_column = "track_id" if "track_id" in header else "filename"
+    text = {id_column: str, "label": str} | {name: str for name in ignore if name in header}
+    seen, label_of, counted = set(), {}, {}
+    reader = pd.read_csv(path, chunksize=chunk_rows, dtype=text, keep_default_na=False, na_values=[""])
+    line = 2  # the header is line 1
+    for chunk in reader:
+        chunk = chunk.reset_index(drop=True)
+        for column in (id_column, "label"):
+            empty = chunk[column].isna() | (chunk[column].astype(str).str.strip() == "")
+            if empty.any():
+                raise UserError(f"{path}, line {line + int(np.argmax(empty.to_numpy()))}: no {column}: "
+                                "every row needs one")
+        tracks, windows = ((chunk[id_column].tolist(), None) if id_column == "track_id"
+                           else _track_and_window(chunk[id_column].tolist()))
+        if "window" in header:
+            windows = pd.to_numeric(chunk["window"], errors="coerce")
+            if windows.isna().any() or (windows % 1 != 0).any():
+                raise UserError(f"{path}, line {line + int(np.argmax((windows.isna() | (windows % 1 != 0)).to_numpy()))}"
+                                ": the window column must hold whole numbers")
+            windows = windows.astype(int).tolist()
+        if windows is None:
+            windows = []
+            for track in tracks:
+                windows.append(counted.get(track, 0))
+                counted[track] = windows[-1] + 1
+        for offset, (track, window, label) in enumerate(zip(tracks, windows, chunk["label"])):
+            if (track, window) in seen:
+                raise UserError(f"{path}, line {line + offset}: track {track} window {window} is listed twice: "
+                                "keep one row per track and window")
+            seen.add((track, window))
+            if label_of.setdefault(track, label) != label:
+                raise UserError(f"{path}, line {line + offset}: track {track} is labelled {label} here and "
+                                f"{label_of[track]} above: give a track one label")
+        chunk = chunk.assign(track_id=tracks, window=windows)
+        yield chunk, line
+        line += len(chunk)
+
+
+def catalogue_rows(path):
+    """(track ids, labels) of the table's tracks, in the order they first appear."""
+    label_of = {}
+    for chunk, _ in keyed_chunks(path):
+        for track, label in zip(chunk["track_id"], chunk["label"]):
+            label_of.setdefault(track, label)
+    return list(label_of), list(label_of.values())
+
+
+def numeric_rows(chunk, line, names, path):
+    """(n_rows, len(names)) float32 of a chunk's feature columns; raises UserError naming the column or the line."""
+    values = chunk[names]
+    for name in names:
+        if values[name].dtype == object:
+            bad = pd.to_numeric(values[name], errors="coerce").isna() & values[name].notna()
+            raise UserError(f"{path}: column '{name}' is not numeric (line {line + int(np.argmax(bad.to_numpy()))}): "
+                            "list it in data.table_ignore, or fix the value")
+    missing = values.isna().to_numpy()
+    if missing.any():
+        row, column = np.argwhere(missing)[0]
+        raise UserError(f"{path}, line {line + int(row)}: no value in column '{names[column]}': "
+                        "fill it in, or list the column in data.table_ignore")
+    return values.to_numpy(np.float32)
