@@ -25,9 +25,9 @@ from conftest import SAMPLE_DIR  # noqa: E402
 from stages.audio import load_audio  # noqa: E402
 from stages.common import load_params  # noqa: E402
 from stages.extract import file_results  # noqa: E402
+from stages.gtzan import GENRES  # noqa: E402
 from stages.musicnn import LAYERS, patch_outputs  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
-from stages.gtzan import GENRES  # noqa: E402
 from stages.train import train  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def cross_validate(x, genres, epochs, hidden_units):
     accuracies = []
     with tempfile.TemporaryDirectory() as folder:
         for k in range(5):
-            model, _ = train(x[fold != k], y[fold != k], None, epochs=epochs, seed=k, hidden_units=hidden_units,
+            model, _, _ = train(x[fold != k], y[fold != k], None, epochs=epochs, seed=k, hidden_units=hidden_units,
                              log_path=Path(folder) / "log.csv", verbose=0)
             accuracies.append(np.mean(model.predict_on_batch(x[fold == k]).argmax(axis=1) == genres[fold == k]))
     return float(np.mean(accuracies))

@@ -17,9 +17,9 @@ import numpy as np  # noqa: E402
 
 from conftest import SAMPLE_DIR  # noqa: E402
 from stages.audio import load_audio  # noqa: E402
+from stages.gtzan import GENRES  # noqa: E402
 from stages.musicnn import TAGS, patch_outputs, pretrained_model  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
-from stages.gtzan import GENRES  # noqa: E402
 
 
 def main():

@@ -1,4 +1,4 @@
-"""The data the stages after download read: tracks tables, feature rows, one-hot labels and classes, by split."""
+"""The data the stages after download read and write: tracks tables, feature rows, one-hot labels and classes, by split."""
 
 import json
 from pathlib import Path
@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 
 from stages.paths import CLASSES, FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, ONEHOT, SPLIT
+
+NPY_HEADER = 128
+"""Bytes of a version 1.0 .npy header for a 2-D float32 matrix of any realistic shape."""
 
 
 def read_tracks(path):
@@ -33,6 +36,30 @@ def write_list(path, track_ids):
 def listed_tracks(name, split=SPLIT):
     """The track ids in `split/<name>.txt`, read as write_list wrote them: an id may hold spaces, "\\r" or U+2028."""
     return (split / f"{name}.txt").read_bytes().decode("utf-8").split("\n")[:-1]
+
+
+class RowWriter:
+    """Append float32 rows of `width` values to a .npy file as they come; its header is written on close.
+
+    The matrix is never held in memory: the driver's memory does not grow with the corpus.
+    """
+
+    def __init__(self, path, width):
+        self.file = open(path, "wb")
+        self.file.seek(NPY_HEADER)
+        self.width, self.n_rows = width, 0
+
+    def write(self, rows):
+        self.file.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+        self.n_rows += len(rows)
+
+    def close(self):
+        self.file.seek(0)
+        np.lib.format.write_array_header_1_0(
+            self.file, {"descr": "<f4", "fortran_order": False, "shape": (self.n_rows, self.width)})
+        if self.file.tell() != NPY_HEADER:
+            raise AssertionError(f"unexpected .npy header length {self.file.tell()}")
+        self.file.close()
 
 
 class MappedRows:

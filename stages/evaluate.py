@@ -15,7 +15,7 @@ import pandas as pd
 
 from stages.common import UserError, atomic_output, log, run, write_csv, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.model import Network, cross_entropy, top_labels
+from stages.saved_model import Network, cross_entropy, top_labels
 from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
 from stages.statistics import INTERVAL, rounded, wilson_interval
 
@@ -100,9 +100,11 @@ def with_interval(accuracy, n_tracks):
 
 def main():
     x, y, rows, without_rows = load_set("test", in_memory=False)  # read in batches: the rows need not fit in memory
+    if len(x) == 0 and not without_rows:
+        raise UserError("the split's test list is empty (a feature table of training clips only?): there is "
+                        "nothing to evaluate; compare models by cross-validation instead (benchmarks/real_gtzan.py)")
     if len(x) == 0:
-        raise UserError("no test track has feature rows (extract skipped them, or the split's test list is empty): "
-                        f"see {SKIPPED} and the split params")
+        raise UserError(f"none of the {len(without_rows)} test tracks has feature rows: see {SKIPPED}")
     if without_rows:
         log(f"evaluate: {len(without_rows)} test tracks have no feature rows (extract skipped them: see {SKIPPED}) "
             "and are not scored")

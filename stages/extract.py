@@ -3,7 +3,8 @@
 Output in data/features/: `features.npy` (n_rows, n_values) float32, one row per window
 (features.windows); `tracks.csv` (row i describes row i: track_id, label, window, the window's
 start and duration in s, source); `skipped.csv` (track_id, reason) for the files that could not be used;
-`params.json`, the feature params the rows were made with (features.recipe).
+`params.json`, the feature params the rows were made with (features.recipe). From a feature
+table (data.source=table) the rows are the table's (stages/table.py).
 """
 
 import json
@@ -14,14 +15,11 @@ import pandas as pd
 from stages.audio import WINDOW_SECONDS, Unreadable
 from stages.catalogue import SHOWN
 from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
-from stages.params import load_params
-from stages.dataset import in_catalogue_order, is_duplicate, read_tracks
+from stages.dataset import RowWriter, in_catalogue_order, is_duplicate, read_tracks
 from stages.features import feature_width, file_rows, recipe, require_weights
+from stages.params import load_params
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
 from stages.workers import results
-
-NPY_HEADER = 128
-"""Bytes of a version 1.0 .npy header for a 2-D float32 matrix of any realistic shape."""
 
 
 def _featurize_file(task):
@@ -34,30 +32,6 @@ def _featurize_file(task):
         return None, 0, f"too short for the features: {error}"
     except Unreadable as error:
         return None, 0, str(error)
-
-
-class RowWriter:
-    """Append float32 rows of `width` values to a .npy file as they come; its header is written on close.
-
-    The matrix is never held in memory: the driver's memory does not grow with the corpus.
-    """
-
-    def __init__(self, path, width):
-        self.file = open(path, "wb")
-        self.file.seek(NPY_HEADER)
-        self.width, self.n_rows = width, 0
-
-    def write(self, rows):
-        self.file.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
-        self.n_rows += len(rows)
-
-    def close(self):
-        self.file.seek(0)
-        np.lib.format.write_array_header_1_0(
-            self.file, {"descr": "<f4", "fortran_order": False, "shape": (self.n_rows, self.width)})
-        if self.file.tell() != NPY_HEADER:
-            raise AssertionError(f"unexpected .npy header length {self.file.tell()}")
-        self.file.close()
 
 
 def file_results(paths, features, n_jobs=0, scheduler=None):
@@ -95,10 +69,15 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
 def main():
     params = load_params()
     features = params["features"]
-    require_weights(features)
     tracks = in_catalogue_order(read_tracks(RAW_TRACKS))
     with atomic_output(FEATURES) as staging:
-        rows, skipped = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
+        if tracks["source"].iat[0] == "table":
+            from stages.table import extract_table  # a table's code only where a table is read
+            rows, skipped, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
+        else:
+            require_weights(features)
+            rows, skipped = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
+            made_with = recipe(features)
         for row in skipped.head(SHOWN).itertuples():
             log(f"extract: skipped {row.track_id}: {row.reason}")
         if len(skipped) > SHOWN:
@@ -108,9 +87,10 @@ def main():
             raise UserError(f"no usable file left for label {', '.join(empty)}: see the skipped files above")
         rows.to_csv(staging / FEATURE_TRACKS.name, index=False)
         skipped.to_csv(staging / SKIPPED.name, index=False)
-        (staging / FEATURE_PARAMS.name).write_text(json.dumps(recipe(features), indent=2, sort_keys=True) + "\n")
-    log(f"extract: {len(rows)} rows x {feature_width(features)} values ({features['kind']}) "
-        f"from {rows['track_id'].nunique()} files, {len(skipped)} skipped")
+        (staging / FEATURE_PARAMS.name).write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n")
+    width = np.load(FEATURE_MATRIX, mmap_mode="r").shape[1]
+    log(f"extract: {len(rows)} rows x {width} values ({made_with['kind']}) from {rows['track_id'].nunique()} "
+        f"files, {len(skipped)} skipped")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,11 @@ def _archive_urls(value):
     return next(filter(None, map(_archive_url, value)), None)
 
 
+def _names(value):
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        return "must be a list of column names, [] for none"
+
+
 def _path_or_null(value):
     if value is not None and not (isinstance(value, str) and value):
         return "must be a file path, or null"
@@ -94,8 +99,10 @@ SCHEMA = {
     "seed": _integer(0),
     "epochs": _integer(1),
     "data": {
-        "source": _choice("gtzan", "demo", "folder"),
+        "source": _choice("gtzan", "demo", "folder", "table"),
         "folder": _text,
+        "table": _text,
+        "table_ignore": _names,
         "gtzan": {
             "url": _archive_url,
             "mirrors": _archive_urls,
@@ -136,6 +143,7 @@ SCHEMA = {
         "learning_rate": _number(1e-7, 1.0),
         "batch_size": _integer(1),
         "from_disk": _boolean,
+        "standardize": _boolean,
     },
 }
 

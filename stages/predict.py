@@ -16,10 +16,10 @@ import numpy as np
 
 from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError, log, run
-from stages.params import load_params
 from stages.extract import file_results
 from stages.features import recipe, require_weights
-from stages.model import Network, top_labels
+from stages.saved_model import Network, top_labels
+from stages.params import load_params
 from stages.paths import MODEL
 
 
@@ -55,7 +55,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     features = load_params()["features"]
-    network = Network(args.model, recipe(features))
+    network = Network(args.model)
+    if network.features["kind"] == "table":
+        raise UserError(f"{args.model} was trained on a feature table and cannot read audio: "
+                        "compute the table's features for your songs elsewhere")
+    network.check_features(recipe(features))
     require_weights(features)
     classes = network.classes
     named = list(songs(args.songs))

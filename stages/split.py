@@ -42,21 +42,26 @@ def random_split(track_ids, train_fraction=0.8, validation_fraction=0.2, seed=42
     return {"train": train, "valid": valid, "test": shuffled[n_train:]}
 
 
+def shuffled_by_label(track_ids, labels, seed=42):
+    """Yield each label's track ids, shuffled, labels in sorted order: one generator seeded by `seed` for all."""
+    rng = np.random.default_rng(seed)
+    track_ids, labels = np.asarray(track_ids, dtype=str), np.asarray(labels, dtype=str)
+    for label in np.unique(labels):
+        group = track_ids[labels == label]
+        yield [str(track) for track in group[rng.permutation(len(group))]]
+
+
 def stratified_split(track_ids, labels, train_fraction=0.8, validation_fraction=0.2, seed=42):
     """{'train', 'valid', 'test': ids} with each label's share the same in all three sets.
 
     A label with one track trains on it; one with two or more keeps at least one for training
     and one for testing.
     """
-    rng = np.random.default_rng(seed)
     sets = {name: [] for name in SETS}
-    track_ids, labels = np.asarray(track_ids, dtype=str), np.asarray(labels, dtype=str)
-    for label in np.unique(labels):
-        group = track_ids[labels == label]
-        shuffled = [str(track) for track in group[rng.permutation(len(group))]]
-        n_train = round(train_fraction * len(group))
-        if len(group) >= 2:
-            n_train = min(max(n_train, 1), len(group) - 1)
+    for shuffled in shuffled_by_label(track_ids, labels, seed):
+        n_train = round(train_fraction * len(shuffled))
+        if len(shuffled) >= 2:
+            n_train = min(max(n_train, 1), len(shuffled) - 1)
         train, valid = hold_out(shuffled[:n_train], validation_fraction, keep=1)
         sets["train"] += train
         sets["valid"] += valid
@@ -67,15 +72,26 @@ def stratified_split(track_ids, labels, train_fraction=0.8, validation_fraction=
 def listed_split(track_ids, lists=FAULT_FILTERED):
     """The split written in `lists/{train,valid,test}.txt` (lines `genre/genre.NNNNN.wav`).
 
-    Returns ({'train', 'valid', 'test': ids}, listed ids that are not among `track_ids`).
+    Returns ({'train', 'valid', 'test': ids}, {'train', 'valid', 'test': listed ids not among `track_ids`}).
     """
     available = set(track_ids)
-    sets, missing = {}, []
+    sets, missing = {}, {}
     for name in SETS:
         listed = [line.rsplit("/", 1)[-1].rsplit(".", 1)[0] for line in (lists / f"{name}.txt").read_text().split()]
         sets[name] = [track for track in listed if track in available]
-        missing += [track for track in listed if track not in available]
+        missing[name] = [track for track in listed if track not in available]
     return sets, missing
+
+
+def validation_from_training(sets, tracks, validation_fraction=0.2, seed=42):
+    """`sets` with validation drawn from the training tracks, per label (stratified), for a list without one."""
+    training = tracks.set_index("track_id").loc[sets["train"]].reset_index()
+    drawn = {"train": [], "valid": [], "test": sets["test"]}
+    for shuffled in shuffled_by_label(training["track_id"], training["label"], seed):
+        train, valid = hold_out(shuffled, validation_fraction, keep=1)
+        drawn["train"] += train
+        drawn["valid"] += valid
+    return drawn
 
 
 def named(items, shown=SHOWN):
@@ -84,8 +100,9 @@ def named(items, shown=SHOWN):
 
 
 def check_gtzan(tracks, source):
-    """Raise UserError unless `tracks` are GTZAN clips, as split.method=fault_filtered needs."""
-    if source != "gtzan":
+    """Raise UserError unless `tracks` are GTZAN clips (of GTZAN's audio or a table of its features),
+    as split.method=fault_filtered needs."""
+    if source not in ("gtzan", "table"):
         raise UserError(f"split.method=fault_filtered lists GTZAN clips, and these tracks come from the {source} "
                         "source: use split.method=random or stratified")
     foreign = [track for track in tracks["track_id"] if not CLIP_ID.match(track)]
@@ -95,13 +112,21 @@ def check_gtzan(tracks, source):
 
 
 def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, seed=42, source="gtzan"):
-    """Split the tracks (track_id, label: one row per track) by `method`; returns (sets, listed ids missing)."""
+    """Split the tracks (track_id, label: one row per track) by `method`.
+
+    Returns (sets, {set name: listed ids missing}, whether validation was drawn from training).
+    With fault_filtered, a validation list none of whose tracks are here is drawn from the training
+    tracks instead (stratified, `validation_fraction`).
+    """
     if method == "fault_filtered":
         check_gtzan(tracks, source)
-        return listed_split(tracks["track_id"])
+        sets, missing = listed_split(tracks["track_id"])
+        if sets["valid"] or not sets["train"]:
+            return sets, missing, False
+        return validation_from_training(sets, tracks, validation_fraction, seed), missing, True
     if method == "stratified":
-        return stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed), []
-    return random_split(tracks["track_id"], train_fraction, validation_fraction, seed), []
+        return stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed), {}, False
+    return random_split(tracks["track_id"], train_fraction, validation_fraction, seed), {}, False
 
 
 def labels_missing(sets, tracks):
@@ -133,15 +158,23 @@ def split_catalogue(catalogue, settings, seed=42):
     Raises UserError for an empty training or test set and for a label without a training track.
     """
     tracks = candidates(catalogue)
-    sets, missing = split(tracks, settings["method"], settings["train_fraction"], settings["validation_fraction"],
-                          seed, catalogue["source"].iat[0])
-    if missing:
-        log(f"split: {len(missing)} clips of the list are not in the catalogue: {named(missing)}")
-    for name in ("train", "test"):
-        if not sets[name]:
-            raise UserError(f"the {name} set is empty with {len(tracks)} tracks: check split.train_fraction")
+    sets, missing, drawn = split(tracks, settings["method"], settings["train_fraction"],
+                                 settings["validation_fraction"], seed, catalogue["source"].iat[0])
+    for name, ids in missing.items():
+        if ids:
+            log(f"split: {len(ids)} clips of the {name} list are not in the catalogue: {named(ids)}")
+    if drawn:
+        log(f"split: none of the validation list's clips are here: {len(sets['valid'])} validation tracks drawn "
+            f"from the training list instead (stratified, split.validation_fraction={settings['validation_fraction']})")
+    if not sets["train"]:
+        raise UserError(f"the train set is empty with {len(tracks)} tracks: check split.train_fraction")
+    if not sets["test"]:
+        if settings["method"] != "fault_filtered":
+            raise UserError(f"the test set is empty with {len(tracks)} tracks: check split.train_fraction")
+        log("split: warning: none of the test list's clips are here: evaluate will have no test track to score")
     for warning in check_labels(sets, tracks):
-        log(warning)
+        if sets["test"] or "test track" not in warning:
+            log(warning)
     return sets
 
 

@@ -18,6 +18,8 @@ import pandas as pd
 
 from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError
+from stages.dataset import RowWriter
+from stages.paths import FEATURE_MATRIX
 
 CHUNK_ROWS = 20_000
 """Rows read at a time: about 10 MB of a table of 60 columns."""
@@ -116,7 +118,7 @@ def numeric_rows(chunk, line, names, path):
     """(n_rows, len(names)) float32 of a chunk's feature columns; raises UserError naming the column or the line."""
     values = chunk[names]
     for name in names:
-        if values[name].dtype == object:
+        if not pd.api.types.is_numeric_dtype(values[name]):
             bad = pd.to_numeric(values[name], errors="coerce").isna() & values[name].notna()
             raise UserError(f"{path}: column '{name}' is not numeric (line {line + int(np.argmax(bad.to_numpy()))}): "
                             "list it in data.table_ignore, or fix the value")
@@ -126,3 +128,39 @@ def numeric_rows(chunk, line, names, path):
         raise UserError(f"{path}, line {line + int(row)}: no value in column '{names[column]}': "
                         "fill it in, or list the column in data.table_ignore")
     return values.to_numpy(np.float32)
+
+
+def extract_table(tracks, ignore, folder, block=4096):
+    """Write the rows of the table of `tracks` (the catalogue, in its order) into the new folder `folder`.
+
+    The rows are grouped by track in the catalogue's order, a track's windows in order, as extract
+    orders audio rows: the table is read once in chunks into an unordered matrix, then copied in
+    that order `block` rows at a time. Returns (row table, skipped table (empty),
+    the recipe: {"kind": "table", "columns": feature column names}).
+    """
+    path = tracks["path"].iat[0]
+    names = feature_columns(columns(path), ignore)
+    if not names:
+        raise UserError(f"{path} has no feature columns besides {', '.join(KEYS)} and data.table_ignore")
+    folder.mkdir()
+    unordered = folder / ".unordered.npy"
+    writer, keys = RowWriter(unordered, len(names)), []
+    try:
+        for chunk, line in keyed_chunks(path, ignore):
+            writer.write(numeric_rows(chunk, line, names, path))
+            keys.append(chunk[["track_id", "label", "window"]])
+    finally:
+        writer.close()
+    keys = pd.concat(keys, ignore_index=True)
+    rank = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
+    order = np.lexsort((keys["window"].to_numpy(), rank.loc[keys["track_id"]].to_numpy()))
+    matrix, writer = np.load(unordered, mmap_mode="r"), RowWriter(folder / FEATURE_MATRIX.name, len(names))
+    try:
+        for start in range(0, len(order), block):
+            writer.write(matrix[order[start:start + block]])
+    finally:
+        writer.close()
+        del matrix
+        unordered.unlink()
+    rows = keys.iloc[order].reset_index(drop=True).assign(start=np.nan, duration=np.nan, source="table")
+    return rows, pd.DataFrame(columns=["track_id", "reason"]), {"kind": "table", "columns": names}

@@ -12,33 +12,40 @@ import numpy as np
 import psutil
 
 from stages.common import UserError, atomic_output, log, run, write_json
-from stages.params import load_params
 from stages.dataset import classes, data_source, feature_recipe, load_set
 from stages.keras_import import keras_and_tensorflow
-from stages.model import batches, build_model, save_model, seed_everything
+from stages.network import batches, build_model, save_model, seed_everything, standardization
+from stages.params import load_params
 from stages.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
-          batch_size=32, from_disk=False, log_path=TRAIN_LOG, verbose=2):
+          batch_size=32, from_disk=False, standardize=False, log_path=TRAIN_LOG, verbose=2):
     """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes); validate on `validation` (x, y) if given.
 
     x (and validation's) may be dataset.MappedRows: with `from_disk` the rows are read in batches,
-    shuffled each epoch by `seed`. Writes one line per epoch to the CSV `log_path` (and, with
-    verbose=2, to the console); returns (model, history).
+    shuffled each epoch by `seed`. With `standardize`, every row is centred and scaled by the mean
+    and deviation of x's columns (in place, for arrays). Writes one line per epoch to the CSV
+    `log_path` (and, with verbose=2, to the console); returns (model, history, (mean, scale) or None).
     """
     keras, _ = keras_and_tensorflow()
     seed_everything(seed)
     model = build_model(x.shape[1], y.shape[1], hidden_units, learning_rate)
+    standardized = standardization(x) if standardize else None
     if from_disk:
-        data = {"x": batches(x, y, batch_size, seed)}
-        validation = validation and batches(*validation, batch_size)
+        data = {"x": batches(x, y, batch_size, seed, standardized)}
+        validation = validation and batches(*validation, batch_size, standardized=standardized)
     else:
+        if standardized is not None:
+            for rows in (x, validation[0] if validation else None):
+                if rows is not None:
+                    rows -= standardized[0]
+                    rows /= standardized[1]
         data = {"x": x, "y": y, "batch_size": batch_size}
     with atomic_output(log_path) as temporary:
         history = model.fit(**data, epochs=epochs, validation_data=validation,
                             callbacks=[keras.callbacks.CSVLogger(str(temporary))], verbose=verbose)
-    return model, history.history
+    return model, history.history, standardized
 
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -92,8 +99,9 @@ def main():
         raise UserError("the validation set is empty: raise split.validation_fraction")
     log(f"train: {rows['track_id'].nunique()} tracks ({len(x)} rows x {x.shape[1]} values), "
         f"validating on {valid_rows['track_id'].nunique()} tracks")
-    model, history = train(x, y, (x_valid, y_valid), params["epochs"], params["seed"], **params["train"])
-    save_model(model, MODEL, feature_recipe(), classes())
+    model, history, standardized = train(x, y, (x_valid, y_valid), params["epochs"], params["seed"],
+                                         **params["train"])
+    save_model(model, MODEL, feature_recipe(), classes(), standardized)
     write_json(TRAIN_METRICS, {name: round(float(values[-1]), 6) for name, values in history.items()}
                | {"epochs": params["epochs"], "train_clips": len(x), "source": data_source()})
 

@@ -1,20 +1,24 @@
 """Stage `visualize`: the seed article's MFCC pictures, one track per label.
 
-Output: `metrics/mfcc/<label>.png`, the MFCC of the label's first usable track (its first window).
+Output: `metrics/mfcc/<label>.png`, the MFCC of the label's first usable track (its first window);
+for a feature table, which has no audio, that track's rows of the table instead.
 """
+
+import hashlib
 
 import librosa.display
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-from stages.audio import load_audio, windows  # noqa: E402
+from stages.audio import first_window_seconds, load_audio, windows  # noqa: E402
 from stages.common import atomic_output, run  # noqa: E402
-from stages.params import load_params
-from stages.dataset import read_tracks  # noqa: E402
+from stages.dataset import feature_recipe, read_tracks  # noqa: E402
 from stages.features import mfcc_matrix  # noqa: E402
-from stages.paths import FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
+from stages.params import load_params  # noqa: E402
+from stages.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
 
 
 def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):
@@ -28,18 +32,48 @@ def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):
     plt.close(figure)
 
 
+def draw_table_rows(rows, columns, path, title):
+    """Save a track's rows of a feature table (n_windows, n_columns) as a PNG, each column scaled to its range."""
+    spread = rows.max(axis=0) - rows.min(axis=0)
+    scaled = (rows - rows.min(axis=0)) / np.where(spread > 0, spread, 1)
+    figure, axes = plt.subplots(figsize=(max(6, 0.15 * len(columns)), 3))
+    axes.imshow(scaled, aspect="auto", cmap="viridis", interpolation="nearest")
+    axes.set(title=title, ylabel="window")
+    axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def picture_name(label, limit=200):
+    """`<label>.png`, the label cut to `limit` bytes and told apart by its md5 if longer (file names stop at 255)."""
+    if len(label.encode()) <= limit:
+        return f"{label}.png"
+    cut = label.encode()[:limit].decode(errors="ignore")
+    return f"{cut}-{hashlib.md5(label.encode()).hexdigest()[:8]}.png"
+
+
 def main():
     features = load_params()["features"]
     sr = features["sample_rate"]
     mfcc = {key: features["mfcc"][key] for key in ("n_mfcc", "n_fft", "hop_length", "n_mels")}
-    path_of = read_tracks(RAW_TRACKS).set_index("track_id")["path"]
+    catalogue = read_tracks(RAW_TRACKS)
+    path_of = catalogue.set_index("track_id")["path"]
     # The first track of each label that extract could use, so every picture shows real audio.
     first = read_tracks(FEATURE_TRACKS).groupby("label")["track_id"].first()
     with atomic_output(PICTURES) as staging:
         staging.mkdir()
+        if catalogue["source"].iat[0] == "table":
+            rows_of = read_tracks(FEATURE_TRACKS).groupby("track_id").indices
+            matrix, columns = np.load(FEATURE_MATRIX, mmap_mode="r"), feature_recipe()["columns"]
+            for label, track in first.items():
+                draw_table_rows(np.asarray(matrix[rows_of[track]]), columns, staging / picture_name(label),
+                                f"Feature table rows of {track}")
+            return
         for label, track in first.items():
-            y = windows(load_audio(path_of[track], sr), sr)[0]
-            draw_mfcc(mfcc_matrix(y, sr, **mfcc), staging / f"{label}.png", f"MFCC of {track}", sr, mfcc["hop_length"])
+            y = windows(load_audio(path_of[track], sr, seconds=first_window_seconds()), sr)[0]
+            draw_mfcc(mfcc_matrix(y, sr, **mfcc), staging / picture_name(label), f"MFCC of {track}", sr,
+                      mfcc["hop_length"])
 
 
 if __name__ == "__main__":

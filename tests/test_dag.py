@@ -53,7 +53,7 @@ SETTINGS = {
 }
 
 
-SOURCES = ("gtzan", "demo", "folder")
+SOURCES = ("gtzan", "demo", "folder", "table")
 
 
 def download_modules(source):

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.common import UserError
 from stages.dataset import listed_tracks, write_list
 from stages.encode import one_hot
 from stages.gtzan import GENRES
-from stages.common import UserError
 from stages.split import check_labels, listed_split, random_split, split, stratified_split
 
 
@@ -65,16 +65,16 @@ def test_fault_filtered_split_has_the_published_sizes():
     every_clip = [f"{g}.{i:05d}" for g in GENRES for i in range(100)]
     sets, missing = listed_split(every_clip)
     assert {name: len(ids) for name, ids in sets.items()} == {"train": 443, "valid": 197, "test": 290}
-    assert missing == []
+    assert missing == {"train": [], "valid": [], "test": []}
     assert not set(sets["train"]) & set(sets["test"])
 
 
 def test_fault_filtered_reports_listed_clips_that_are_missing(tracks):
-    sets, missing = split(tracks, "fault_filtered")
+    sets, missing, _ = split(tracks, "fault_filtered")
     listed = sum(len(ids) for ids in sets.values())
-    assert listed + len(missing) == 930
+    assert listed + sum(map(len, missing.values())) == 930
     assert all(track in set(tracks["track_id"]) for ids in sets.values() for track in ids)
-    assert "blues.00000" in sets["valid"] and "blues.00029" in missing
+    assert "blues.00000" in sets["valid"] and "blues.00029" in missing["train"]
 
 
 def test_track_ids_with_carriage_returns_and_line_separators_come_back_from_the_split_lists(tmp_path):
@@ -114,3 +114,13 @@ def test_fault_filtered_refuses_a_track_whose_id_is_not_a_gtzan_clip(tracks):
     odd = pd.concat([tracks, pd.DataFrame({"track_id": ["blues.00000 (copy)"], "label": ["blues"]})])
     with pytest.raises(UserError, match=r"blues.00000 \(copy\) are not GTZAN clip ids"):
         split(odd, "fault_filtered")
+
+
+def test_fault_filtered_draws_validation_from_training_when_its_list_is_absent():
+    training = listed_split([f"{g}.{i:05d}" for g in GENRES for i in range(100)])[0]["train"]
+    tracks = pd.DataFrame({"track_id": training, "label": [t.split(".")[0] for t in training]})
+    sets, missing, drawn = split(tracks, "fault_filtered", validation_fraction=0.2, source="table")
+    assert drawn and len(missing["valid"]) == 197 and len(missing["test"]) == 290 and sets["test"] == []
+    assert sorted(sets["train"] + sets["valid"]) == sorted(training) and not set(sets["train"]) & set(sets["valid"])
+    assert set(per_label(sets["valid"])) == set(GENRES)
+    assert len(sets["valid"]) == pytest.approx(0.2 * len(training), abs=10)

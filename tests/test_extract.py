@@ -13,7 +13,8 @@ import stages.extract
 import stages.features
 from stages.audio import windows
 from stages.common import ClipTooShort, UserError
-from stages.extract import RowWriter, extract
+from stages.dataset import RowWriter
+from stages.extract import extract
 from stages.features import mfcc_matrix, mfcc_values
 
 FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",

@@ -59,7 +59,7 @@ def test_every_split_method_trains_and_validates_on_every_class(repo):
     tracks = pd.read_csv(repo / "data/features/tracks.csv")
     label_of = dict(zip(tracks["track_id"], tracks["label"]))
     for method in ("random", "stratified"):
-        sets, _ = split(tracks[["track_id", "label"]], method, 0.8, 0.2, seed=42)
+        sets, _, _ = split(tracks[["track_id", "label"]], method, 0.8, 0.2, seed=42)
         trained = pd.Series([label_of[t] for t in sets["train"]]).value_counts()
         validated = pd.Series([label_of[t] for t in sets["valid"]]).value_counts()
         assert len(trained) == 10 and trained.min() >= 4, (method, trained.to_dict())
@@ -202,7 +202,7 @@ def test_gtzan_features_labels_and_split_are_the_previous_releases(gtzan_repo, t
     data = gtzan_repo / "data"
     assert md5(data / "labels/onehot.npy") == "a1a3d9c9bb407804c579b7990288cc78"
     assert md5(data / "labels/classes.json") == "30f7db421feeb46698f3831860637d06"
-    sets, _ = split(candidates(read_tracks(data / "raw/tracks.csv")), "random", 0.8, 0.2, seed=42)
+    sets, _, _ = split(candidates(read_tracks(data / "raw/tracks.csv")), "random", 0.8, 0.2, seed=42)
     for name, ids in sets.items():
         write_list(tmp_path / f"{name}.txt", ids)
     assert md5(tmp_path / "test.txt") == "25af1d7039a58cf2da67057aa7e6e872"

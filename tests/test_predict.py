@@ -13,12 +13,13 @@ import soundfile as sf
 
 from conftest import PROJECT, write_params
 from stages.common import run
-from stages.params import load_params
-from stages.features import recipe
 from stages.extract import file_results
-from stages.model import Network, build_model, save_model, seed_everything
-from stages.predict import classify, main
+from stages.features import recipe
 from stages.gtzan import GENRES
+from stages.network import build_model, save_model, seed_everything
+from stages.saved_model import Network
+from stages.params import load_params
+from stages.predict import classify, main
 
 SR = 22050
 FEATURES = {"kind": "mfcc", "sample_rate": SR, "windows": "all",

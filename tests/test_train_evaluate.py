@@ -1,5 +1,6 @@
 """The seed's network, reproducible training and saving, and the test metrics."""
 
+import io
 import subprocess
 import sys
 import zipfile
@@ -10,8 +11,9 @@ import pytest
 from conftest import PROJECT
 from stages.common import UserError
 from stages.evaluate import misclassified, scores, track_probabilities
-from stages.model import Network, build_model, cross_entropy, save_model, top_labels
 from stages.gtzan import GENRES
+from stages.network import build_model, save_model
+from stages.saved_model import Network, cross_entropy, top_labels
 from stages.train import train
 
 RECIPE = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
@@ -40,7 +42,7 @@ def test_the_network_is_the_seeds():
 def test_training_twice_with_one_seed_gives_the_same_bytes(toy_data, tmp_path):
     x, y = toy_data
     for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
-        model, _ = train(x[:48], y[:48], (x[48:], y[48:]), epochs=3, seed=seed, log_path=tmp_path / f"{name}.csv")
+        model, _, _ = train(x[:48], y[:48], (x[48:], y[48:]), epochs=3, seed=seed, log_path=tmp_path / f"{name}.csv")
         save_model(model, tmp_path / f"{name}.keras", RECIPE, list(GENRES))
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
@@ -54,15 +56,59 @@ def test_the_model_records_its_feature_params_and_classes(tmp_path):
     assert (network.features, network.classes) == (RECIPE, list(GENRES))
 
 
-def test_the_saved_network_predicts_as_keras_does_without_tensorflow(toy_data, tmp_path):
+@pytest.mark.parametrize("hidden_units", [0, 100])
+def test_the_saved_network_predicts_as_keras_does_without_tensorflow(hidden_units, toy_data, tmp_path):
     x, y = toy_data
-    model, _ = train(x, y, epochs=2, seed=3, log_path=tmp_path / "log.csv", verbose=0)
+    model, _, _ = train(x, y, epochs=2, seed=3, hidden_units=hidden_units, log_path=tmp_path / "log.csv", verbose=0)
     save_model(model, tmp_path / "model.keras", RECIPE, list(GENRES))
     ours = Network(tmp_path / "model.keras").predict(x, batch_size=7)
     np.testing.assert_allclose(ours, model.predict(x, verbose=0), rtol=0, atol=1e-6)
     import keras
     assert cross_entropy(y, ours) == pytest.approx(float(np.mean(keras.losses.categorical_crossentropy(y, ours))),
                                                    rel=1e-6)
+
+
+def test_a_standardized_model_stores_the_training_mean_and_scale_and_runs_on_raw_rows(toy_data, tmp_path):
+    x, y = toy_data
+    raw = x * np.linspace(0.01, 1e5, x.shape[1], dtype=np.float32)  # descriptors of very different scales
+    model, _, standardized = train(raw.copy(), y, epochs=2, seed=3, standardize=True, log_path=tmp_path / "log.csv",
+                                   verbose=0)
+    mean, scale = standardized
+    np.testing.assert_allclose(mean, raw.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(scale, raw.std(axis=0), rtol=1e-4)
+    save_model(model, tmp_path / "model.keras", RECIPE, list(GENRES), standardized)
+    ours = Network(tmp_path / "model.keras").predict(raw)
+    np.testing.assert_allclose(ours, model.predict((raw - mean) / scale, verbose=0), rtol=0, atol=1e-6)
+
+
+def test_a_layer_the_numpy_runner_cannot_run_is_refused_when_saving(tmp_path):
+    import keras
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, activation="tanh", name="odd")])
+    with pytest.raises(UserError, match="layer 'odd' \\(Dense, activation tanh\\) cannot be run"):
+        save_model(model, tmp_path / "model.keras", RECIPE, ["a", "b", "c"])
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_a_model_whose_layers_do_not_chain_is_refused_in_one_line(tmp_path):
+    save_model(build_model(50), tmp_path / "model.keras", RECIPE, list(GENRES))
+    with zipfile.ZipFile(tmp_path / "model.keras") as original, \
+            zipfile.ZipFile(tmp_path / "broken.keras", "w") as broken:
+        for info in original.infolist():
+            data = original.read(info)
+            if info.filename == "pipeline/kernel_1.npy":
+                buffer = io.BytesIO()
+                np.save(buffer, np.zeros((7, 10), np.float32))
+                data = buffer.getvalue()
+            broken.writestr(info, data)
+    with pytest.raises(UserError, match="is not a model saved by this pipeline's `train` stage"):
+        Network(tmp_path / "broken.keras")
+
+
+def test_a_model_trained_on_another_tables_columns_is_refused_naming_the_column(tmp_path):
+    trained = {"kind": "table", "columns": ["tempo", "rms_mean", "rms_var"]}
+    save_model(build_model(3), tmp_path / "model.keras", trained, list(GENRES))
+    with pytest.raises(UserError, match="whose column 2 is 'rms_mean', but this table's is 'zcr_mean'"):
+        Network(tmp_path / "model.keras", {"kind": "table", "columns": ["tempo", "zcr_mean", "rms_var"]})
 
 
 def test_the_saved_file_is_still_a_keras_model(tmp_path):

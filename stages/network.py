@@ -1,0 +1,138 @@
+"""The seed's network in Keras: building, seeding, feeding it from disk, and saving it with what it was trained on.
+
+What runs a saved network (evaluate, predict) is stages/saved_model.py, with NumPy only.
+"""
+
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import UserError, atomic_output
+from stages.keras_import import keras_and_tensorflow
+from stages.saved_model import ACTIVATIONS, LAYERS, RECORD, STANDARDIZATION
+
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def seed_everything(seed):
+    """Same seed, same numbers: Python, NumPy and Keras generators, deterministic TensorFlow ops."""
+    keras, tf = keras_and_tensorflow()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001):
+    """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam.
+
+    hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier.
+    """
+    keras, _ = keras_and_tensorflow()
+    # Named layers: Keras would number them per process, and the saved file would differ.
+    hidden = [keras.layers.Dense(hidden_units, activation="relu", name="hidden")] if hidden_units else []
+    model = keras.Sequential([
+        keras.Input(shape=(n_inputs,), name="features"),
+        *hidden,
+        keras.layers.Dense(n_classes, activation="softmax", name="output"),
+    ], name="seed_network")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, name="adam"),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def standardization(x, batch_size=4096):
+    """(mean, scale) of the columns of x (n_rows, n_values), an array or MappedRows, read in batches:
+    both (n_values,) float32, scale the standard deviation (1 where a column is constant)."""
+    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, len(x), batch_size):
+        rows = np.asarray(x[np.arange(start, min(start + batch_size, len(x)))], np.float64)
+        total += rows.sum(axis=0)
+        squares += (rows ** 2).sum(axis=0)
+    mean = total / len(x)
+    deviation = np.sqrt(np.maximum(squares / len(x) - mean ** 2, 0))
+    return mean.astype(np.float32), np.where(deviation > 0, deviation, 1).astype(np.float32)
+
+
+def save_model(model, path, features, classes, standardized=None):
+    """Save `model` to `path` with its `features` recipe, `classes` and `standardized` (mean, scale) or None,
+    the same bytes for the same weights.
+
+    Raises UserError for a layer or activation that saved_model.Network cannot run, so that no
+    model is saved that evaluate would refuse. Keras stamps the save time and the memory addresses
+    of shared objects into the file: the time is left out, the addresses numbered in order, and
+    the zip's dates fixed.
+    """
+    dense = [layer for layer in model.layers if layer.weights]
+    for layer in dense:
+        activation = getattr(getattr(layer, "activation", None), "__name__", None)
+        if layer.__class__.__name__ != "Dense" or activation not in ACTIVATIONS:
+            raise UserError(f"layer '{layer.name}' ({layer.__class__.__name__}, activation {activation}) cannot be "
+                            f"run by stages/saved_model.py: it runs Dense layers with {', '.join(ACTIVATIONS)}")
+    with tempfile.TemporaryDirectory() as folder, atomic_output(path) as fixed:
+        keras_file = Path(folder) / "model.keras"
+        model.save(keras_file)
+        with zipfile.ZipFile(keras_file) as saved, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in saved.infolist():
+                data = saved.read(info)
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_numbered_shared_objects(json.loads(data))).encode()
+                out.writestr(zipfile.ZipInfo(info.filename, FIXED_DATE), data, info.compress_type)
+            record = {"features": features, "classes": classes,
+                      "activations": [layer.activation.__name__ for layer in dense]}
+            arrays = {LAYERS.format(name=name, index=index): array
+                      for index, layer in enumerate(dense) for name, array in zip(("kernel", "bias"),
+                                                                                   layer.get_weights())}
+            if standardized is not None:
+                record["standardized"] = True
+                arrays |= {STANDARDIZATION.format(name=name): array for name, array in zip(("mean", "scale"),
+                                                                                           standardized)}
+            out.writestr(zipfile.ZipInfo(RECORD, FIXED_DATE), json.dumps(record, indent=2, sort_keys=True))
+            for member, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, array)
+                out.writestr(zipfile.ZipInfo(member, FIXED_DATE), buffer.getvalue())
+
+
+def _numbered_shared_objects(config, numbers=None):
+    """`config` with each "shared_object_id" (a memory address) replaced by its order of first appearance."""
+    numbers = {} if numbers is None else numbers
+    if isinstance(config, list):
+        return [_numbered_shared_objects(item, numbers) for item in config]
+    if not isinstance(config, dict):
+        return config
+    return {key: numbers.setdefault(value, len(numbers)) if key == "shared_object_id"
+            else _numbered_shared_objects(value, numbers) for key, value in config.items()}
+
+
+def batches(x, y, batch_size=32, seed=None, standardized=None):
+    """A Keras PyDataset of (x, y) batches of MappedRows x: in order, or shuffled each epoch by `seed`;
+    each batch standardized by `standardized` (mean, scale) if given."""
+    keras, _ = keras_and_tensorflow()
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.shuffle = None if seed is None else np.random.default_rng(seed)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            positions = self.order[i * batch_size:(i + 1) * batch_size]
+            rows = x[positions]
+            if standardized is not None:
+                rows = (rows - standardized[0]) / standardized[1]
+            return rows, y[positions]
+
+        def on_epoch_end(self):
+            self.order = np.arange(len(x)) if self.shuffle is None else self.shuffle.permutation(len(x))
+
+    return Batches()
