@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from conftest import SAMPLE_DIR, tool_env  # noqa: E402
-from stages.common import load_params  # noqa: E402
+from stages.params import load_params  # noqa: E402
 from stages.features import file_rows, recipe  # noqa: E402
 from stages.saved_model import Network  # noqa: E402
 from stages.predict import classify  # noqa: E402
@@ -32,7 +32,7 @@ imported = time.perf_counter()
 
 STAND_IN = """
 import sys
-from stages.common import load_params
+from stages.params import load_params
 from stages.features import recipe
 from stages.network import build_model, save_model, seed_everything
 features = load_params()["features"]

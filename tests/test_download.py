@@ -13,7 +13,8 @@ import yaml
 from conftest import PROJECT, clip_members, make_tar_gz, make_zip, with_appledouble_files
 from stages.archive import download_path
 from stages.common import UserError, run
-from stages.gtzan import GENRES, download
+from stages.gtzan import GENRES
+from stages.source_gtzan import download
 from stages.source_demo import make_demo
 
 CHECKSUMS = PROJECT / "data/gtzan/checksums.tsv"
