@@ -27,7 +27,7 @@ sys.path.insert(0, str(PROJECT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stages.dataset import in_catalogue_order  # noqa: E402
+from stages.dataset import in_catalogue_order, read_tracks  # noqa: E402
 from stages.network import save_model  # noqa: E402
 from stages.saved_model import Network  # noqa: E402
 from stages.split import listed_split, shuffled_by_label  # noqa: E402
@@ -50,8 +50,8 @@ def read_table(path, folder):
     """(x (n_rows, n_values) float32, rows table (track_id, label, window)) of a table, as extract reads it."""
     track_ids, labels = catalogue_rows(path)
     tracks = in_catalogue_order(pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path)}))
-    rows, _, _ = extract_table(tracks, ["length"], folder)
-    return np.load(folder / "features.npy"), rows
+    extract_table(tracks, ["length"], folder)
+    return np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv")
 
 
 def track_accuracy(x_train, y_train, x_test, test_rows, classes, epochs, settings, folder, seed=42):

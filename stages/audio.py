@@ -31,6 +31,11 @@ class Unreadable(Exception):
     """One file cannot be used: its reason is recorded and the others go on."""
 
 
+class CannotRead(Unreadable):
+    """The file's bytes cannot be read here (missing, no permission): on a Dask worker, the worker's fault
+    if the driver can read them."""
+
+
 def decoder_message(error):
     """A decoder's reason in one line, without the file's path (which may be a temporary folder's)."""
     message = getattr(error, "error_string", None) or str(error)  # libsndfile's own words, without the path
@@ -53,7 +58,7 @@ def load_audio(path, sample_rate=22050, seconds=None):
     except OSError as error:
         if no_space_left(error):  # the machine's problem, not the file's
             raise
-        raise Unreadable(f"cannot read: {error.strerror or error}")
+        raise CannotRead(f"cannot read: {error.strerror or error}")
     return y
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,7 +107,15 @@ def write_csv(path, frame):
 
 @contextmanager
 def redirect_fd(fd, file):
-    """Point the OS-level file descriptor `fd` at `file` for a while (C libraries write there directly)."""
+    """Point the OS-level file descriptor `fd` at `file` for a while (C libraries write there directly).
+
+    In the main thread only: a file descriptor is the whole process's, and two threads redirecting it
+    at once (a Dask worker with --nthreads 2) would leave it pointing at the wrong file. Elsewhere
+    nothing is redirected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     saved = os.dup(fd)
     try:
         os.dup2(file.fileno(), fd)

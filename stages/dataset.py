@@ -1,5 +1,6 @@
 """The data the stages after download read and write: tracks tables, feature rows, one-hot labels and classes, by split."""
 
+import csv
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +61,39 @@ class RowWriter:
         if self.file.tell() != NPY_HEADER:
             raise AssertionError(f"unexpected .npy header length {self.file.tell()}")
         self.file.close()
+
+
+class RowsTable:
+    """The features' tracks table, written a row at a time as the rows come (row i describes row i of the matrix),
+    counting what it holds: the driver's memory does not grow with the corpus."""
+
+    COLUMNS = ("track_id", "label", "window", "start", "duration", "source")
+
+    def __init__(self, path):
+        self.file = open(path, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file, lineterminator="\n")  # as pandas writes a CSV
+        self.writer.writerow(self.COLUMNS)
+        self.n_rows, self.n_tracks, self.labels = 0, 0, set()
+
+    def write(self, track_id, label, windows, source, starts=None, duration=None):
+        """One row per window of one track; `starts` (s) of each window and their `duration` (s), if known."""
+        for index, window in enumerate(windows):
+            start = "" if starts is None else starts[index]
+            self.writer.writerow((track_id, label, window, start, "" if duration is None else duration, source))
+        self.n_rows += len(windows)
+        self.n_tracks += 1
+        self.labels.add(label)
+
+    def close(self):
+        self.file.close()
+
+
+class Extracted(NamedTuple):
+    """What extract wrote: its rows' count, their tracks' count and labels, and the files it skipped."""
+    n_rows: int
+    n_tracks: int
+    labels: set
+    skipped: pd.DataFrame
 
 
 class MappedRows:

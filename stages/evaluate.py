@@ -15,8 +15,8 @@ import pandas as pd
 
 from stages.common import UserError, atomic_output, log, run, write_csv, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.saved_model import Network, cross_entropy, top_labels
 from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
+from stages.saved_model import Network, cross_entropy, top_labels
 from stages.statistics import INTERVAL, rounded, wilson_interval
 
 MACRO_F1 = "mean F1 over the labels present in the test set"

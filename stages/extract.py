@@ -8,15 +8,16 @@ table (data.source=table) the rows are the table's (stages/table.py).
 """
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 
-from stages.audio import WINDOW_SECONDS, Unreadable
+from stages.audio import WINDOW_SECONDS, CannotRead, Unreadable
 from stages.catalogue import SHOWN
 from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
-from stages.dataset import RowWriter, in_catalogue_order, is_duplicate, read_tracks
-from stages.features import feature_width, file_rows, recipe, require_weights
+from stages.dataset import Extracted, RowsTable, RowWriter, in_catalogue_order, is_duplicate, read_tracks
+from stages.features import feature_width, file_rows, recipe, require_weights, worker_features
 from stages.params import load_params
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
 from stages.workers import results
@@ -30,40 +31,56 @@ def _featurize_file(task):
         return rows, seconds, None
     except ClipTooShort as error:
         return None, 0, f"too short for the features: {error}"
+    except CannotRead as error:
+        return None, 0, CannotRead(str(error))
     except Unreadable as error:
         return None, 0, str(error)
 
 
+def _worker_could_not_read(task, result):
+    """Whether a Dask worker could not read a file that this machine can: the worker's failure, not the file's."""
+    return isinstance(result[2], CannotRead) and os.access(task[0], os.R_OK)
+
+
 def file_results(paths, features, n_jobs=0, scheduler=None):
-    """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order."""
-    yield from results(_featurize_file, [(str(path), features) for path in paths], n_jobs, scheduler)
+    """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order.
+
+    Paths are made absolute here, where they are known to be right: a worker may run in any folder.
+    """
+    tasks = [(os.path.abspath(path), worker_features(features)) for path in paths]
+    for rows, seconds, reason in results(_featurize_file, tasks, n_jobs, scheduler, name_of=lambda task: task[0],
+                                         redo_elsewhere=_worker_could_not_read):
+        yield rows, seconds, None if reason is None else str(reason)
 
 
 def extract(tracks, features, folder, n_jobs=0, scheduler=None):
-    """Write the features of `tracks` (RAW_TRACKS rows) into the new folder `folder`.
+    """Write the features of `tracks` (RAW_TRACKS rows) into the new folder `folder`, in the order of `tracks`:
+    features.npy, tracks.csv (one row per window of each usable file) and skipped.csv, all as the rows come.
 
-    Returns (row table, skipped table): one row per window of the usable files, in the order of `tracks`.
+    Returns Extracted.
     """
     width = feature_width(features)
     duplicate = is_duplicate(tracks)
     skipped = [(row.track_id, row.status) for row in tracks[duplicate].itertuples()]
     todo = tracks[~duplicate]
-    rows_table = []
     folder.mkdir()
-    writer = RowWriter(folder / FEATURE_MATRIX.name, width)
+    matrix, table = RowWriter(folder / FEATURE_MATRIX.name, width), RowsTable(folder / FEATURE_TRACKS.name)
     try:
         done = file_results(todo["path"].tolist(), features, n_jobs, scheduler)
         for track, (rows, seconds, reason) in zip(todo.itertuples(), progress(done, len(todo), "extract")):
             if reason is not None:
                 skipped.append((track.track_id, reason))
                 continue
-            writer.write(rows)
-            rows_table += [(track.track_id, track.label, window, round(window * WINDOW_SECONDS, 3),
-                            round(seconds, 3), track.source) for window in range(len(rows))]
+            matrix.write(rows)
+            windows = range(len(rows))
+            table.write(track.track_id, track.label, windows, track.source,
+                        [round(window * WINDOW_SECONDS, 3) for window in windows], round(seconds, 3))
     finally:
-        writer.close()
-    rows_table = pd.DataFrame(rows_table, columns=["track_id", "label", "window", "start", "duration", "source"])
-    return rows_table, pd.DataFrame(skipped, columns=["track_id", "reason"])
+        matrix.close()
+        table.close()
+    skipped = pd.DataFrame(skipped, columns=["track_id", "reason"])
+    skipped.to_csv(folder / SKIPPED.name, index=False)
+    return Extracted(table.n_rows, table.n_tracks, table.labels, skipped)
 
 
 def main():
@@ -73,23 +90,22 @@ def main():
     with atomic_output(FEATURES) as staging:
         if tracks["source"].iat[0] == "table":
             from stages.table import extract_table  # a table's code only where a table is read
-            rows, skipped, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
+            extracted, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
         else:
             require_weights(features)
-            rows, skipped = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
+            extracted = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
             made_with = recipe(features)
+        skipped = extracted.skipped
         for row in skipped.head(SHOWN).itertuples():
             log(f"extract: skipped {row.track_id}: {row.reason}")
         if len(skipped) > SHOWN:
             log(f"extract: ... and {len(skipped) - SHOWN} more skipped: see {SKIPPED}")
-        empty = sorted(set(tracks["label"]) - set(rows["label"]))
+        empty = sorted(set(tracks["label"]) - extracted.labels)
         if empty:
             raise UserError(f"no usable file left for label {', '.join(empty)}: see the skipped files above")
-        rows.to_csv(staging / FEATURE_TRACKS.name, index=False)
-        skipped.to_csv(staging / SKIPPED.name, index=False)
         (staging / FEATURE_PARAMS.name).write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n")
     width = np.load(FEATURE_MATRIX, mmap_mode="r").shape[1]
-    log(f"extract: {len(rows)} rows x {width} values ({made_with['kind']}) from {rows['track_id'].nunique()} "
+    log(f"extract: {extracted.n_rows} rows x {width} values ({made_with['kind']}) from {extracted.n_tracks} "
         f"files, {len(skipped)} skipped")
 
 

@@ -84,6 +84,13 @@ def recipe(features):
             if key not in WORKER_SETTINGS and (key not in KINDS or key == features["kind"])}
 
 
+def worker_features(features):
+    """The `features` params group as a worker needs it, wherever it runs: the musicnn checkpoint's absolute path added."""
+    if features["kind"] != "musicnn":
+        return features
+    return features | {"musicnn": features["musicnn"] | {"checkpoint": str(MUSICNN_CHECKPOINT.resolve())}}
+
+
 def require_weights(features):
     """Raise UserError, saying what to run, when the feature kind's pretrained weights are missing."""
     if features["kind"] == "musicnn" and not (MUSICNN_CHECKPOINT / ".index").is_file():

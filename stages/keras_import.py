@@ -1,10 +1,12 @@
 """Keras and TensorFlow, imported without their start-up chatter.
 
-Importing TensorFlow prints, through absl's C++ logging and whatever TF_CPP_MIN_LOG_LEVEL says,
-lines such as "All log messages before absl::InitializeLog() is called are written to STDERR",
-"oneDNN custom operations are on" and, with the full wheel on a machine without a GPU, its
-CUDA probing. They are caught at the file-descriptor level during the import and dropped;
-any other line is passed on, so a real problem still shows.
+Importing TensorFlow prints a few lines before TF_CPP_MIN_LOG_LEVEL (set in stages/__init__.py)
+takes effect: "All log messages before absl::InitializeLog() is called are written to STDERR",
+"oneDNN custom operations are on", its CPU instruction notice and, with the full wheel on a
+machine without a GPU, its CUDA probing. During the import the process's stderr goes through a
+small filter process that drops exactly those lines and passes every other on as it comes: an
+ERROR line shows, and if TensorFlow aborts the import, its last words still reach the console
+(the filter outlives it).
 
 Two settings make a stage as fast as a bare training script, with the same numbers:
 - Keras imports scikit-learn (for its estimator wrappers) and matplotlib (for its image
@@ -17,21 +19,29 @@ Two settings make a stage as fast as a bare training script, with the same numbe
 """
 
 import functools
-import re
+import subprocess
 import sys
-import tempfile
+import threading
 from contextlib import contextmanager
 
 from stages.common import redirect_fd
 
-CHATTER = re.compile(
-    r"absl::InitializeLog|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|cpu_feature_guard|"
-    r"optimized to use available CPU instructions|rebuild TensorFlow with the appropriate compiler flags|"
-    r"cuda|CUDA|cuDNN|cuFFT|cuBLAS|TensorRT|TF-TRT|GPU will not be used|computation_placer|"
-    r"Unable to register .* factory|^I0000 00:00:")
+CHATTER = (
+    r"All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on|"
+    r"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler flags|"
+    r"Could not find cuda drivers|cuda_executor|failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"TF-TRT Warning|GPU will not be used|computation_placer")
+"""TensorFlow's known start-up lines, and only those."""
 
+FILTER = ("import re, sys\n"
+          "chatter = re.compile(sys.argv[1])\n"
+          "for line in sys.stdin.buffer:\n"
+          "    if not chatter.search(line.decode(errors='replace')):\n"
+          "        sys.stderr.buffer.write(line)\n"
+          "        sys.stderr.buffer.flush()\n")
 
 UNUSED_EXTRAS = ("sklearn", "matplotlib")
+_importing = threading.Lock()
 
 
 @contextmanager
@@ -46,19 +56,31 @@ def hidden(modules):
             del sys.modules[name]
 
 
+@contextmanager
+def without_lines(pattern):
+    """Pass what the process writes to stderr (fd 2) through a filter process that drops lines matching `pattern`.
+
+    Only in the main thread (see common.redirect_fd); elsewhere stderr is left as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sys.stderr.flush()
+    line_filter = subprocess.Popen([sys.executable, "-I", "-c", FILTER, pattern], stdin=subprocess.PIPE)
+    try:
+        with redirect_fd(2, line_filter.stdin):
+            yield
+    finally:
+        line_filter.stdin.close()
+        line_filter.wait()
+
+
 @functools.cache
 def keras_and_tensorflow():
     """(keras, tensorflow), imported once per process, quietly, running one op at a time if TF is not running yet."""
-    with tempfile.TemporaryFile() as captured:
-        try:
-            with redirect_fd(2, captured), hidden(UNUSED_EXTRAS):
-                import keras
-                import tensorflow
-        finally:
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if line.strip() and not CHATTER.search(line):
-                    print(line, file=sys.stderr)
+    with _importing, without_lines(CHATTER), hidden(UNUSED_EXTRAS):
+        import keras
+        import tensorflow
     try:
         tensorflow.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:

@@ -6,6 +6,7 @@ as the feature kind `musicnn`.
 """
 
 import functools
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -139,9 +140,9 @@ def patch_outputs(y, sr=22050, model=None):
     return {layer: np.asarray(values) for layer, values in outputs.items()}
 
 
-def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean"):
+def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean", checkpoint=MUSICNN_CHECKPOINT):
     """One embedding per clip: (..., n_samples) audio -> (..., LAYERS[layer]) float32, pooled over its 3 s patches."""
     if y.ndim > 1:
-        return np.stack([musicnn_embedding(clip, sr, layer, pooling) for clip in y])
-    values = patch_outputs(y, sr)[layer]
+        return np.stack([musicnn_embedding(clip, sr, layer, pooling, checkpoint) for clip in y])
+    values = patch_outputs(y, sr, pretrained_model(Path(checkpoint)))[layer]
     return (values.mean(axis=0) if pooling == "mean" else values.max(axis=0)).astype(np.float32)

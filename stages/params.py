@@ -81,8 +81,12 @@ def _path_or_null(value):
         return "must be a file path, or null"
 
 
+SCHEDULER = re.compile(r"^[a-z]+://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
+
+
 def _scheduler_or_null(value):
-    if value is not None and not (isinstance(value, str) and "://" in value):
+    match = SCHEDULER.match(value) if isinstance(value, str) else None
+    if value is not None and not (match and 0 < int(match.group(2)) < 65536):
         return "must be a Dask scheduler's address such as tcp://host:8786, or null for this machine"
 
 

@@ -3,9 +3,10 @@
     python -m stages.predict SONG [SONG ...] [--json] [--model PATH]
 
 SONG is a file or a folder of them (wav, au, flac, ogg, mp3, ...). Each song gets the feature
-rows of `extract` with the workspace's params (the same windows: features.windows; the same
-workers: features.n_jobs or the Dask cluster of features.scheduler), and the rows'
-probabilities are averaged, over the classes the model was trained with.
+rows of `extract` by the recipe the model recorded when it was trained (so any experiment's
+model works, whatever params.yaml says now), computed by the workers of params.yaml
+(features.n_jobs, or the Dask cluster of features.scheduler), and the rows' probabilities are
+averaged, over the classes the model was trained with.
 """
 
 import argparse
@@ -17,10 +18,10 @@ import numpy as np
 from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError, log, run
 from stages.extract import file_results
-from stages.features import recipe, require_weights
-from stages.saved_model import Network, top_labels
+from stages.features import WORKER_SETTINGS, require_weights
 from stages.params import load_params
 from stages.paths import MODEL
+from stages.saved_model import Network, top_labels
 
 
 def classify(rows, network):
@@ -54,12 +55,12 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object per song")
     args = parser.parse_args(argv)
 
-    features = load_params()["features"]
+    workers = load_params()["features"]
     network = Network(args.model)
     if network.features["kind"] == "table":
         raise UserError(f"{args.model} was trained on a feature table and cannot read audio: "
                         "compute the table's features for your songs elsewhere")
-    network.check_features(recipe(features))
+    features = network.features | {key: workers[key] for key in WORKER_SETTINGS}
     require_weights(features)
     classes = network.classes
     named = list(songs(args.songs))

@@ -18,8 +18,8 @@ import pandas as pd
 
 from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError
-from stages.dataset import RowWriter
-from stages.paths import FEATURE_MATRIX
+from stages.dataset import Extracted, RowsTable, RowWriter
+from stages.paths import FEATURE_MATRIX, FEATURE_TRACKS, SKIPPED
 
 CHUNK_ROWS = 20_000
 """Rows read at a time: about 10 MB of a table of 60 columns."""
@@ -135,8 +135,8 @@ def extract_table(tracks, ignore, folder, block=4096):
 
     The rows are grouped by track in the catalogue's order, a track's windows in order, as extract
     orders audio rows: the table is read once in chunks into an unordered matrix, then copied in
-    that order `block` rows at a time. Returns (row table, skipped table (empty),
-    the recipe: {"kind": "table", "columns": feature column names}).
+    that order `block` rows at a time; tracks.csv and skipped.csv (empty) beside it, as extract
+    writes them. Returns (dataset.Extracted, the recipe: {"kind": "table", "columns": feature column names}).
     """
     path = tracks["path"].iat[0]
     names = feature_columns(columns(path), ignore)
@@ -162,5 +162,10 @@ def extract_table(tracks, ignore, folder, block=4096):
         writer.close()
         del matrix
         unordered.unlink()
-    rows = keys.iloc[order].reset_index(drop=True).assign(start=np.nan, duration=np.nan, source="table")
-    return rows, pd.DataFrame(columns=["track_id", "reason"]), {"kind": "table", "columns": names}
+    table = RowsTable(folder / FEATURE_TRACKS.name)
+    for track, rows in keys.iloc[order].groupby("track_id", sort=False):
+        table.write(track, rows["label"].iat[0], rows["window"].tolist(), "table")
+    table.close()
+    skipped = pd.DataFrame(columns=["track_id", "reason"])
+    skipped.to_csv(folder / SKIPPED.name, index=False)
+    return Extracted(table.n_rows, table.n_tracks, table.labels, skipped), {"kind": "table", "columns": names}

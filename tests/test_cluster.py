@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import dvc, params_set, run_in, tool_env
+from conftest import PROJECT as PROJECT_DIR, dvc, params_set, run_in, tool_env
 from stages.common import UserError
 
 
@@ -22,22 +22,36 @@ def free_port():
 class Cluster:
     """`dask scheduler` and `dask worker` processes on 127.0.0.1, stopped by stop()."""
 
-    def __init__(self, n_workers):
+    def __init__(self, n_workers, nanny=False):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.scheduler = self._start("scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1])
-        self.workers = [self._start("worker", self.address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1")
-                        for _ in range(n_workers)]
+        self.workers = []
+        for _ in range(n_workers):
+            self.add_worker(nanny=nanny)
         self.wait_for_workers(n_workers)
 
+    def add_worker(self, nanny=False, prefix=()):
+        """Start one more worker, `prefix` the command it runs under (a mount namespace, say)."""
+        command = ["worker", self.address, "--nthreads", "1", "--host", "127.0.0.1", *([] if nanny else ["--no-nanny"])]
+        self.workers.append(self._start(*command, prefix=prefix))
+        return self.workers[-1]
+
     @staticmethod
-    def _start(*command):
-        return subprocess.Popen(["dask", *command, "--no-dashboard"], env=tool_env(),
+    def _start(*command, prefix=()):
+        return subprocess.Popen([*prefix, "dask", *command, "--no-dashboard"], env=tool_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_for_workers(self, n):
         from distributed import Client
         with Client(self.address, timeout=30, set_as_default=False) as client:
             client.wait_for_workers(n, timeout=60)
+
+    def worker_pids(self):
+        """{worker address: pid of the worker process} (under a nanny, the nanny's child) of the workers that answer."""
+        from distributed import Client
+        import os
+        with Client(self.address, timeout=30, set_as_default=False) as client:
+            return client.run(os.getpid, on_error="ignore")
 
     def stop(self):
         for process in [*self.workers, self.scheduler]:
@@ -117,19 +131,21 @@ def test_a_cluster_without_workers_is_one_line(monkeypatch):
 
 
 def test_a_worker_killed_mid_run_has_its_clips_redone_by_the_other(repo):
+    import os
+    from distributed import Client
     local = (repo / "data/features/features.npy").read_bytes()
     doomed = Cluster(n_workers=2)
     try:
+        pids = doomed.worker_pids()
         with params_set(repo, {"features.scheduler": doomed.address}):
             stage = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "extract"], cwd=repo, env=tool_env(),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for line in stage.stdout:
-                if "extract: " in line and "clips (" in line:  # the first progress line: clips are in flight
-                    doomed.workers[0].send_signal(signal.SIGKILL)
-                    break
-            output = line + stage.stdout.read()
-            assert stage.wait(timeout=600) == 0, output
-        assert doomed.workers[0].poll() is not None, "the worker was killed before the stage ended"
+            with Client(doomed.address, timeout=30, set_as_default=False) as client:
+                while not (busy := [worker for worker, keys in client.processing().items() if keys]):
+                    assert stage.poll() is None, "the stage ended before any worker had work"
+            os.kill(pids[busy[0]], signal.SIGKILL)  # a worker with clips in flight, as the OOM killer would
+            output = stage.communicate(timeout=600)[0]
+            assert stage.returncode == 0, output
     finally:
         doomed.stop()
     assert (repo / "data/features/features.npy").read_bytes() == local
@@ -154,3 +170,125 @@ def test_a_long_lived_cluster_runs_the_code_of_each_run(cluster, monkeypatch):
             return stages.workers.Path(f"{archive}.new").replace(archive)
         monkeypatch.setattr(stages.workers, "_package", edited)
         assert list(stages.workers.results(code_version, [0, 1], scheduler=cluster.address)) == [version] * 2
+
+
+FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
+            "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
+DRIVER = ("import json, sys\n"
+          "from stages.common import run\n"
+          "from stages.extract import file_results\n"
+          "def main():\n"
+          "    done = list(file_results(sys.argv[3:], json.loads(sys.argv[2]), scheduler=sys.argv[1]))\n"
+          "    print(json.dumps([reason for _, _, reason in done]))\n"
+          "run(main)\n")
+
+
+def drive(scheduler, paths, timeout=240):
+    """Run extract's file_results on the cluster from a fresh driver process; a hang fails the test after `timeout`."""
+    from conftest import PROJECT
+    return subprocess.run([sys.executable, "-c", DRIVER, scheduler, json.dumps(FEATURES), *map(str, paths)],
+                          cwd=PROJECT, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def clips(sample_dir, tmp_path_factory):
+    """Eight real clips in a folder of their own (the "shared mount" a worker may lack)."""
+    folder = tmp_path_factory.mktemp("mount") / "music"
+    folder.mkdir()
+    for genre in ("jazz", "metal"):
+        for k in range(4):
+            (folder / f"{genre}.{k}.wav").write_bytes((sample_dir / genre / f"{genre}.{k:05d}.wav").read_bytes())
+    return sorted(folder.iterdir())
+
+
+def test_a_long_lived_cluster_serves_the_next_run_after_a_worker_joins_and_one_is_restarted(clips):
+    cluster = Cluster(n_workers=1, nanny=True)
+    try:
+        first = drive(cluster.address, clips)
+        assert first.returncode == 0 and json.loads(first.stdout) == [None] * 8, first.stderr
+        cluster.add_worker(nanny=True)
+        cluster.wait_for_workers(2)
+        second = drive(cluster.address, clips)
+        assert second.returncode == 0 and json.loads(second.stdout) == [None] * 8, second.stderr
+        import os
+        import time
+        doomed = sorted(cluster.worker_pids().values())[0]
+        os.kill(doomed, signal.SIGKILL)  # its nanny starts a new worker process
+        deadline = time.monotonic() + 60
+        while not (len(pids := set(cluster.worker_pids().values())) == 2 and doomed not in pids):
+            assert time.monotonic() < deadline, "the nanny did not restart the worker"
+            time.sleep(0.5)
+        third = drive(cluster.address, clips)
+        assert third.returncode == 0 and json.loads(third.stdout) == [None] * 8, third.stderr
+    finally:
+        cluster.stop()
+
+
+def without_the_mount(folder):
+    """The command prefix of a process that sees an empty `folder`: a worker without the shared mount."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount -t tmpfs none '{folder}' && exec \"$0\" \"$@\""]
+
+
+@pytest.fixture
+def mount_namespaces():
+    import os
+    if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
+        pytest.skip("a worker without the shared mount needs root and unshare (mount namespaces)")
+
+
+def test_files_a_worker_cannot_read_are_redone_by_one_that_can_never_skipped(clips, mount_namespaces):
+    cluster = Cluster(n_workers=1)
+    try:
+        cluster.add_worker(prefix=without_the_mount(clips[0].parent))
+        cluster.wait_for_workers(2)
+        result = drive(cluster.address, clips * 3)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == [None] * 24
+    finally:
+        cluster.stop()
+
+
+def test_a_file_no_worker_can_read_stops_the_run_naming_the_file_and_the_worker(clips, mount_namespaces):
+    cluster = Cluster.__new__(Cluster)
+    cluster.address = f"tcp://127.0.0.1:{free_port()}"
+    cluster.scheduler = Cluster._start("scheduler", "--host", "127.0.0.1", "--port", cluster.address.rsplit(":", 1)[1])
+    cluster.workers = []
+    try:
+        cluster.add_worker(prefix=without_the_mount(clips[0].parent))
+        cluster.wait_for_workers(1)
+        result = drive(cluster.address, clips[:2])
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: the Dask worker tcp://127.0.0.1:")
+        assert f"cannot read {clips[0]}, which this machine can: mount the shared folder" in result.stderr
+    finally:
+        cluster.stop()
+
+
+def test_the_scheduler_lost_mid_run_is_one_line(clips):
+    cluster = Cluster(n_workers=1)
+    try:
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster.address, json.dumps(FEATURES),
+                                   *map(str, clips * 20)], cwd=PROJECT_DIR, env=tool_env(), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        from distributed import Client
+        with Client(cluster.address, timeout=30, set_as_default=False) as client:
+            while not any(client.processing().values()):  # the run has work on the cluster
+                pass
+        cluster.scheduler.kill()
+        _, error = driver.communicate(timeout=240)
+        assert driver.returncode == 1 and "Traceback" not in error, error
+        assert error.splitlines()[-1].startswith(f"error: lost the Dask scheduler at {cluster.address} mid-run")
+    finally:
+        cluster.stop()
+
+
+def test_the_code_folders_of_killed_runs_are_removed(cluster, clips):
+    import tempfile
+    from pathlib import Path
+    left = Path(tempfile.gettempdir()) / "genre-pipeline-code-999999999-abc"
+    left.mkdir(exist_ok=True)
+    (left / "stages.zip").write_bytes(b"PK")
+    assert drive(cluster.address, clips[:1]).returncode == 0
+    assert not left.exists()
+    assert not list(Path(tempfile.gettempdir()).glob("genre-pipeline-code-*"))

@@ -29,6 +29,11 @@ def test_the_shipped_params_are_valid():
     validate(PARAMS)
 
 
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "tls://scheduler.lab:8786", "tcp://[::1]:8786"])
+def test_a_scheduler_address_is_accepted(address):
+    validate(edited("features.scheduler", address))
+
+
 @pytest.mark.parametrize("dotted, value, message", [
     ("epochs", -3, "params.yaml: 'epochs' must be an integer >= 1, got -3"),
     ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, fault_filtered"),
@@ -39,6 +44,8 @@ def test_the_shipped_params_are_valid():
     ("features.windows", "some", "'features.windows' must be one of first, all"),
     ("features.mfcc.n_values", 0, "'features.mfcc.n_values' must be an integer >= 1"),
     ("seed", KeyError, "missing key 'seed'"),
+    ("features.scheduler", "tcp://127.0.0.1:notaport", "'features.scheduler' must be a Dask scheduler's address"),
+    ("features.scheduler", "127.0.0.1:8786", "'features.scheduler' must be a Dask scheduler's address"),
 ])
 def test_a_bad_value_is_named_in_one_line(dotted, value, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:

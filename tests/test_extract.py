@@ -13,7 +13,7 @@ import stages.extract
 import stages.features
 from stages.audio import windows
 from stages.common import ClipTooShort, UserError
-from stages.dataset import RowWriter
+from stages.dataset import RowWriter, read_tracks
 from stages.extract import extract
 from stages.features import mfcc_matrix, mfcc_values
 
@@ -34,8 +34,8 @@ def run_extract(paths, folder, features=FEATURES, n_jobs=2):
     """extract() on the files `paths` (labels: their folder names); returns (matrix, rows table, skipped table)."""
     tracks = pd.DataFrame({"track_id": [p.stem for p in paths], "label": [p.parent.name for p in paths],
                            "path": [str(p) for p in paths], "md5": "", "status": "ok", "source": "test"})
-    rows, skipped = extract(tracks, features, folder, n_jobs)
-    return np.load(folder / "features.npy"), rows, skipped
+    extracted = extract(tracks, features, folder, n_jobs)
+    return np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv"), extracted.skipped
 
 
 def test_rows_equal_the_seed_recipe_on_real_gtzan_clips(sample_dir, tmp_path):
@@ -170,6 +170,14 @@ def test_row_order_does_not_depend_on_the_number_of_workers(corpus_with_bad_clip
     np.testing.assert_array_equal(one, two)
 
 
+def test_workers_from_the_fork_server_give_the_same_rows(corpus_with_bad_clips, tmp_path, monkeypatch):
+    import stages.workers
+    one, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "one", n_jobs=1)
+    monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: False)  # as where TensorFlow already runs
+    served, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "served", n_jobs=2)
+    np.testing.assert_array_equal(one, served)
+
+
 def test_an_error_that_is_not_about_the_file_stops_the_stage(corpus_with_bad_clips, tmp_path, monkeypatch):
     def broken(path, features):
         raise KeyError("a bug, not a bad file")
@@ -186,5 +194,6 @@ def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_
             os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
         return real(path, features)
     monkeypatch.setattr(stages.extract, "file_rows", dying)
-    with pytest.raises(UserError, match="a worker process died"):
+    with pytest.raises(UserError, match="a worker process died .* with .*/b.wav.* in flight") as error:
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)
+    assert "\n" not in str(error.value)

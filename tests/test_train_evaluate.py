@@ -1,6 +1,7 @@
 """The seed's network, reproducible training and saving, and the test metrics."""
 
 import io
+import os
 import subprocess
 import sys
 import zipfile
@@ -292,3 +293,43 @@ def test_keras_import_works_where_tensorflow_already_runs():
              "keras, _ = keras_and_tensorflow(); print(keras.ops.convert_to_numpy(keras.ops.ones(2)).sum())")
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True)
     assert (result.returncode, result.stdout.strip()) == (0, "2.0"), result.stderr[-500:]
+
+
+def fake_tensorflow(folder, body):
+    """A `tensorflow` (and `keras`) package in `folder` whose import runs `body`, to stand in for TensorFlow."""
+    for name in ("tensorflow", "keras"):
+        (folder / name).mkdir()
+    (folder / "keras/__init__.py").write_text("import tensorflow\n")
+    (folder / "tensorflow/__init__.py").write_text(body)
+    return folder
+
+
+def import_keras_with(folder):
+    probe = "from stages.keras_import import keras_and_tensorflow; keras_and_tensorflow()"
+    return subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{PROJECT}"})
+
+
+def test_tensorflows_start_up_lines_are_dropped_and_its_error_lines_kept(tmp_path):
+    folder = fake_tensorflow(tmp_path, (
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1.5 1 port.cc:153] oneDNN custom operations are on. You may see ...\\n')\n"
+        "os.write(2, b'E0000 00:00:1.6 1 cuda_blas.cc:9] a real error about cuda memory\\n')\n"
+        "class config:\n"
+        "    class threading:\n"
+        "        set_inter_op_parallelism_threads = staticmethod(lambda n: None)\n"))
+    result = import_keras_with(folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "E0000 00:00:1.6 1 cuda_blas.cc:9] a real error about cuda memory\n"
+
+
+def test_an_abort_while_importing_tensorflow_still_shows_its_message(tmp_path):
+    folder = fake_tensorflow(tmp_path, (
+        "import os\n"
+        "os.write(2, b'F0000 00:00:1.7 1 cpu_info.cc:42] The TensorFlow library was compiled to use AVX "
+        "instructions, but these are not available on your machine.\\n')\n"
+        "os.abort()\n"))
+    result = import_keras_with(folder)
+    assert result.returncode < 0
+    assert "The TensorFlow library was compiled to use AVX instructions" in result.stderr
