@@ -76,9 +76,8 @@ def averaged(x, rows):
             rows.drop_duplicates("track_id").reset_index(drop=True))
 
 
-def kaggle_validation(epochs, folder):
-    """{configuration: (correct, tracks)} on the fault-filtered validation clips of Kaggle's table."""
-    x, rows = read_table(KAGGLE, folder / "kaggle")
+def kaggle_validation(x, rows, epochs, folder):
+    """{configuration: (correct, tracks)} on the fault-filtered validation clips of Kaggle's table (x, rows)."""
     classes = sorted(rows["label"].unique())
     sets, _ = listed_split(rows["track_id"].unique())
     train_mask, valid_mask = rows["track_id"].isin(sets["train"]), rows["track_id"].isin(sets["valid"])
@@ -88,9 +87,8 @@ def kaggle_validation(epochs, folder):
             for name, settings in CONFIGURATIONS}
 
 
-def taggram_cross_validation(epochs, folder, n_folds=5):
-    """{(configuration, rows): (correct, tracks)} of 5-fold cross-validation over the taggram table's clips."""
-    x, rows = read_table(TAGGRAM, folder / "taggram")
+def taggram_cross_validation(x, rows, epochs, folder, n_folds=5):
+    """{(configuration, rows): (correct, tracks)} of 5-fold cross-validation over the taggram table's (x, rows)."""
     classes = sorted(rows["label"].unique())
     tracks = rows.drop_duplicates("track_id")
     fold_of = {}
@@ -125,16 +123,17 @@ def main():
     header = f"{'configuration':48} {'acc':>6}  {'95% CI':11}  {'tracks':>5}"
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
+        kaggle, taggram = read_table(KAGGLE, folder / "kaggle"), read_table(TAGGRAM, folder / "taggram")
         for epochs in args.epochs:
             print(f"\nKaggle's 57 descriptors (30 s), trained on 443 fault-filtered training clips, "
                   f"scored on the 197 validation clips; {epochs} epochs")
             print(header)
-            for name, (correct, total) in kaggle_validation(epochs, folder).items():
+            for name, (correct, total) in kaggle_validation(*kaggle, epochs, folder).items():
                 print(line(name, correct, total), flush=True)
             print(f"\nmusicnn taggrams (50 tags per 3 s window, 28 windows), 5-fold cross-validation over the 443 "
                   f"training clips, by track; {epochs} epochs")
             print(header)
-            for (name, layout), (correct, total) in taggram_cross_validation(epochs, folder).items():
+            for (name, layout), (correct, total) in taggram_cross_validation(*taggram, epochs, folder).items():
                 print(line(f"{name}, {layout}", correct, total), flush=True)
 
 

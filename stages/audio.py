@@ -5,6 +5,8 @@ import io
 import os
 import warnings
 import wave
+import zipfile
+from contextlib import contextmanager
 
 import audioread.exceptions
 import librosa
@@ -42,17 +44,48 @@ def decoder_message(error):
     return " ".join(message.split()) or "no audio stream found"
 
 
+IN_ARCHIVE = "::"
+"""`<archive.zip>::<member>`: a file read where it lies, inside an uncompressed zip (FMA's archives)."""
+
+
+@contextmanager
+def opened(path):
+    """The file `path` names, as a path or, for `<archive.zip>::<member>`, as the member's open binary stream."""
+    if IN_ARCHIVE not in str(path):
+        yield path
+        return
+    archive, member = str(path).split(IN_ARCHIVE, 1)
+    try:
+        with zipfile.ZipFile(archive) as zipped, zipped.open(member) as stream:
+            yield stream
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise CannotRead(f"cannot read: {error}")
+
+
+def absolute(path):
+    """`path` (a file, or IN_ARCHIVE a member of an archive) with the file's path made absolute."""
+    file, *member = str(path).split(IN_ARCHIVE, 1)
+    return IN_ARCHIVE.join([os.path.abspath(file), *member])
+
+
+def readable_here(path):
+    """Whether this process can read the file (or the archive) that `path` names."""
+    return os.access(str(path).split(IN_ARCHIVE, 1)[0], os.R_OK)
+
+
 def load_audio(path, sample_rate=22050, seconds=None):
     """Decode any file librosa reads: (n_samples,) float32, mono, at `sample_rate` Hz; only its first
-    `seconds` if given (an hour-long mix then costs no more memory than a clip).
+    `seconds` if given (an hour-long mix then costs no more memory than a clip). `path` may name a
+    member of a zip archive (IN_ARCHIVE).
 
     Raises Unreadable with the reason for a file that is missing, unreadable or not audio;
     the decoders' own complaints on stderr are silenced.
     """
     try:
-        with open(os.devnull, "w") as devnull, redirect_fd(2, devnull), warnings.catch_warnings():
+        with (opened(path) as source, open(os.devnull, "w") as devnull, redirect_fd(2, devnull),
+              warnings.catch_warnings()):
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sample_rate, mono=True, duration=seconds)
+            y, _ = librosa.load(source, sr=sample_rate, mono=True, duration=seconds)
     except DECODE_ERRORS as error:
         raise Unreadable(f"cannot decode: {decoder_message(error)}")
     except OSError as error:

@@ -39,8 +39,9 @@ def clip_catalogue(staging, final, source, official=None):
 def summarize(tracks, shown=SHOWN):
     """A short report: counts, then the first `shown` suspect files and how many more."""
     suspect = tracks[tracks["status"] != "ok"]
+    labels = tracks.loc[tracks["label"] != "", "label"].nunique()  # an excluded FMA track may have none
     lines = [f"download: {len(tracks)} files from {tracks['source'].iat[0]}, "
-             f"{tracks['label'].nunique()} labels, {len(tracks) - len(suspect)} ok, {len(suspect)} suspect"]
+             f"{labels} labels, {len(tracks) - len(suspect)} ok, {len(suspect)} suspect"]
     lines += [f"  suspect {row.track_id}: {row.status}" for row in suspect.head(shown).itertuples()]
     if len(suspect) > shown:
         lines.append(f"  ... and {len(suspect) - shown} more: see the status column of data/raw/tracks.csv")

@@ -24,9 +24,14 @@ def in_catalogue_order(tracks):
     return tracks.sort_values(["label", "track_id"], kind="stable")
 
 
-def is_duplicate(tracks):
-    """(n_tracks,) bool: the catalogue's tracks whose bytes repeat an earlier track's (never used)."""
-    return tracks["status"].str.startswith("duplicate of")
+UNUSED = ("duplicate of", "excluded: ")
+"""Statuses of catalogued tracks that are never used: a repeat of an earlier track's bytes, or excluded
+by the source (an FMA track without a top genre)."""
+
+
+def is_unused(tracks):
+    """(n_tracks,) bool: the catalogue's tracks that no stage uses (UNUSED)."""
+    return tracks["status"].str.startswith(UNUSED)
 
 
 def write_list(path, track_ids):

@@ -8,15 +8,14 @@ table (data.source=table) the rows are the table's (stages/table.py).
 """
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
 
-from stages.audio import WINDOW_SECONDS, CannotRead, Unreadable
+from stages.audio import WINDOW_SECONDS, CannotRead, Unreadable, absolute, readable_here
 from stages.catalogue import SHOWN
 from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
-from stages.dataset import Extracted, RowsTable, RowWriter, in_catalogue_order, is_duplicate, read_tracks
+from stages.dataset import Extracted, RowsTable, RowWriter, in_catalogue_order, is_unused, read_tracks
 from stages.features import feature_width, file_rows, recipe, require_weights, worker_features
 from stages.params import load_params
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
@@ -39,7 +38,7 @@ def _featurize_file(task):
 
 def _worker_could_not_read(task, result):
     """Whether a Dask worker could not read a file that this machine can: the worker's failure, not the file's."""
-    return isinstance(result[2], CannotRead) and os.access(task[0], os.R_OK)
+    return isinstance(result[2], CannotRead) and readable_here(task[0])
 
 
 def file_results(paths, features, n_jobs=0, scheduler=None):
@@ -47,7 +46,7 @@ def file_results(paths, features, n_jobs=0, scheduler=None):
 
     Paths are made absolute here, where they are known to be right: a worker may run in any folder.
     """
-    tasks = [(os.path.abspath(path), worker_features(features)) for path in paths]
+    tasks = [(absolute(path), worker_features(features)) for path in paths]
     for rows, seconds, reason in results(_featurize_file, tasks, n_jobs, scheduler, name_of=lambda task: task[0],
                                          redo_elsewhere=_worker_could_not_read):
         yield rows, seconds, None if reason is None else str(reason)
@@ -60,9 +59,9 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     Returns Extracted.
     """
     width = feature_width(features)
-    duplicate = is_duplicate(tracks)
-    skipped = [(row.track_id, row.status) for row in tracks[duplicate].itertuples()]
-    todo = tracks[~duplicate]
+    unused = is_unused(tracks)
+    skipped = [(row.track_id, row.status) for row in tracks[unused].itertuples()]
+    todo = tracks[~unused]
     folder.mkdir()
     matrix, table = RowWriter(folder / FEATURE_MATRIX.name, width), RowsTable(folder / FEATURE_TRACKS.name)
     try:
@@ -100,7 +99,7 @@ def main():
             log(f"extract: skipped {row.track_id}: {row.reason}")
         if len(skipped) > SHOWN:
             log(f"extract: ... and {len(skipped) - SHOWN} more skipped: see {SKIPPED}")
-        empty = sorted(set(tracks["label"]) - extracted.labels)
+        empty = sorted(set(tracks.loc[~is_unused(tracks), "label"]) - extracted.labels)
         if empty:
             raise UserError(f"no usable file left for label {', '.join(empty)}: see the skipped files above")
         (staging / FEATURE_PARAMS.name).write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n")

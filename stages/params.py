@@ -103,13 +103,18 @@ SCHEMA = {
     "seed": _integer(0),
     "epochs": _integer(1),
     "data": {
-        "source": _choice("gtzan", "demo", "folder", "table"),
+        "source": _choice("gtzan", "demo", "folder", "table", "fma"),
         "folder": _text,
         "table": _text,
         "table_ignore": _names,
         "gtzan": {
             "url": _archive_url,
             "mirrors": _archive_urls,
+        },
+        "fma": {
+            "subset": _choice("small", "medium", "large", "full"),
+            "metadata": _archive_urls,
+            "audio": {subset: _archive_urls for subset in ("small", "medium", "large", "full")},
         },
         "demo": {
             "seed": _integer(0),
@@ -138,7 +143,7 @@ SCHEMA = {
         "wheel": _path_or_null,
     },
     "split": {
-        "method": _choice("random", "stratified", "fault_filtered"),
+        "method": _choice("random", "stratified", "fault_filtered", "official"),
         "train_fraction": _number(0.05, 0.95),
         "validation_fraction": _number(0.05, 0.9),
     },

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from stages.common import UserError, atomic_output, log, run
-from stages.dataset import in_catalogue_order, is_duplicate, read_tracks, write_list
+from stages.dataset import in_catalogue_order, is_unused, read_tracks, write_list
 from stages.gtzan import CLIP_ID
 from stages.params import load_params
 from stages.paths import FAULT_FILTERED, RAW_TRACKS, SPLIT
@@ -111,6 +111,18 @@ def check_gtzan(tracks, source):
                         "ids (genre.NNNNN): use split.method=random or stratified")
 
 
+OFFICIAL_SETS = {"training": "train", "validation": "valid", "test": "test"}
+"""FMA's ('set', 'split') values and the sets they are."""
+
+
+def official_split(tracks, source):
+    """{'train', 'valid', 'test': ids} of FMA's own artist-filtered split (the catalogue's `split` column)."""
+    if source != "fma":
+        raise UserError(f"split.method=official is FMA's own split, and these tracks come from the {source} source: "
+                        "use split.method=random, stratified or (GTZAN) fault_filtered")
+    return {name: tracks["track_id"][tracks["split"] == official].tolist() for official, name in OFFICIAL_SETS.items()}
+
+
 def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, seed=42, source="gtzan"):
     """Split the tracks (track_id, label: one row per track) by `method`.
 
@@ -124,6 +136,8 @@ def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, 
         if sets["valid"] or not sets["train"]:
             return sets, missing, False
         return validation_from_training(sets, tracks, validation_fraction, seed), missing, True
+    if method == "official":
+        return official_split(tracks, source), {}, False
     if method == "stratified":
         return stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed), {}, False
     return random_split(tracks["track_id"], train_fraction, validation_fraction, seed), {}, False
@@ -148,8 +162,10 @@ def check_labels(sets, tracks):
 
 
 def candidates(catalogue):
-    """The tracks (track_id, label) a split is drawn from: every catalogued track but duplicates, in catalogue order."""
-    return in_catalogue_order(catalogue[~is_duplicate(catalogue)])[["track_id", "label"]]
+    """The tracks (track_id, label, and FMA's split if known) a split is drawn from: every catalogued track but the
+    unused (duplicates, excluded), in catalogue order."""
+    columns = [column for column in ("track_id", "label", "split") if column in catalogue]
+    return in_catalogue_order(catalogue[~is_unused(catalogue)])[columns]
 
 
 def split_catalogue(catalogue, settings, seed=42):

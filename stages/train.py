@@ -13,7 +13,7 @@ import psutil
 
 from stages.common import UserError, atomic_output, log, run, write_json
 from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.keras_import import keras_and_tensorflow
+from stages.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
 from stages.network import batches, build_model, save_model, seed_everything, standardization
 from stages.params import load_params
 from stages.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
@@ -42,7 +42,7 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
                     rows -= standardized[0]
                     rows /= standardized[1]
         data = {"x": x, "y": y, "batch_size": batch_size}
-    with atomic_output(log_path) as temporary:
+    with atomic_output(log_path) as temporary, without_lines(FIT_NOISE):
         history = model.fit(**data, epochs=epochs, validation_data=validation,
                             callbacks=[keras.callbacks.CSVLogger(str(temporary))], verbose=verbose)
     return model, history.history, standardized

@@ -46,10 +46,12 @@ def draw_table_rows(rows, columns, path, title):
 
 
 def picture_name(label, limit=200):
-    """`<label>.png`, the label cut to `limit` bytes and told apart by its md5 if longer (file names stop at 255)."""
-    if len(label.encode()) <= limit:
-        return f"{label}.png"
-    cut = label.encode()[:limit].decode(errors="ignore")
+    """`<label>.png`, a `/` written %2F (FMA's `Old-Time / Historic`), the name cut to `limit` bytes and told
+    apart by the label's md5 if longer (file names stop at 255 bytes)."""
+    name = label.replace("%", "%25").replace("/", "%2F")
+    if len(name.encode()) <= limit:
+        return f"{name}.png"
+    cut = name.encode()[:limit].decode(errors="ignore")
     return f"{cut}-{hashlib.md5(label.encode()).hexdigest()[:8]}.png"
 
 

@@ -53,7 +53,7 @@ SETTINGS = {
 }
 
 
-SOURCES = ("gtzan", "demo", "folder", "table")
+SOURCES = ("gtzan", "demo", "folder", "table", "fma")
 
 
 def download_modules(source):
