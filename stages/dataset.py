@@ -68,6 +68,25 @@ class RowWriter:
         self.file.close()
 
 
+class SkippedTable:
+    """skipped.csv (track_id, reason), written a file at a time, keeping only the first `shown` in memory."""
+
+    def __init__(self, path, shown=5):
+        self.file = open(path, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file, lineterminator="\n")
+        self.writer.writerow(("track_id", "reason"))
+        self.count, self.first, self.shown = 0, [], shown
+
+    def write(self, track_id, reason):
+        self.writer.writerow((track_id, reason))
+        self.count += 1
+        if len(self.first) < self.shown:
+            self.first.append((track_id, reason))
+
+    def close(self):
+        self.file.close()
+
+
 class RowsTable:
     """The features' tracks table, written a row at a time as the rows come (row i describes row i of the matrix),
     counting what it holds: the driver's memory does not grow with the corpus."""
@@ -94,11 +113,13 @@ class RowsTable:
 
 
 class Extracted(NamedTuple):
-    """What extract wrote: its rows' count, their tracks' count and labels, and the files it skipped."""
+    """What extract wrote: its rows' count, their tracks' count and labels, how many files it skipped
+    and the first few of them, (track_id, reason)."""
     n_rows: int
     n_tracks: int
     labels: set
-    skipped: pd.DataFrame
+    n_skipped: int
+    first_skipped: list
 
 
 class MappedRows:

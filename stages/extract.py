@@ -10,12 +10,12 @@ table (data.source=table) the rows are the table's (stages/table.py).
 import json
 
 import numpy as np
-import pandas as pd
 
 from stages.audio import WINDOW_SECONDS, CannotRead, Unreadable, absolute, readable_here
 from stages.catalogue import SHOWN
 from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
-from stages.dataset import Extracted, RowsTable, RowWriter, in_catalogue_order, is_unused, read_tracks
+from stages.dataset import (Extracted, RowsTable, RowWriter, SkippedTable, in_catalogue_order, is_unused,
+                            read_tracks)
 from stages.features import feature_width, file_rows, recipe, require_weights, worker_features
 from stages.params import load_params
 from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
@@ -60,15 +60,17 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     """
     width = feature_width(features)
     unused = is_unused(tracks)
-    skipped = [(row.track_id, row.status) for row in tracks[unused].itertuples()]
     todo = tracks[~unused]
     folder.mkdir()
     matrix, table = RowWriter(folder / FEATURE_MATRIX.name, width), RowsTable(folder / FEATURE_TRACKS.name)
+    skipped = SkippedTable(folder / SKIPPED.name, SHOWN)
+    for row in tracks[unused].itertuples():
+        skipped.write(row.track_id, row.status)
     try:
         done = file_results(todo["path"].tolist(), features, n_jobs, scheduler)
         for track, (rows, seconds, reason) in zip(todo.itertuples(), progress(done, len(todo), "extract")):
             if reason is not None:
-                skipped.append((track.track_id, reason))
+                skipped.write(track.track_id, reason)
                 continue
             matrix.write(rows)
             windows = range(len(rows))
@@ -77,9 +79,8 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     finally:
         matrix.close()
         table.close()
-    skipped = pd.DataFrame(skipped, columns=["track_id", "reason"])
-    skipped.to_csv(folder / SKIPPED.name, index=False)
-    return Extracted(table.n_rows, table.n_tracks, table.labels, skipped)
+        skipped.close()
+    return Extracted(table.n_rows, table.n_tracks, table.labels, skipped.count, skipped.first)
 
 
 def main():
@@ -94,18 +95,17 @@ def main():
             require_weights(features)
             extracted = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
             made_with = recipe(features)
-        skipped = extracted.skipped
-        for row in skipped.head(SHOWN).itertuples():
-            log(f"extract: skipped {row.track_id}: {row.reason}")
-        if len(skipped) > SHOWN:
-            log(f"extract: ... and {len(skipped) - SHOWN} more skipped: see {SKIPPED}")
+        for track_id, reason in extracted.first_skipped:
+            log(f"extract: skipped {track_id}: {reason}")
+        if extracted.n_skipped > len(extracted.first_skipped):
+            log(f"extract: ... and {extracted.n_skipped - len(extracted.first_skipped)} more skipped: see {SKIPPED}")
         empty = sorted(set(tracks.loc[~is_unused(tracks), "label"]) - extracted.labels)
         if empty:
             raise UserError(f"no usable file left for label {', '.join(empty)}: see the skipped files above")
         (staging / FEATURE_PARAMS.name).write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n")
     width = np.load(FEATURE_MATRIX, mmap_mode="r").shape[1]
     log(f"extract: {extracted.n_rows} rows x {width} values ({made_with['kind']}) from {extracted.n_tracks} "
-        f"files, {len(skipped)} skipped")
+        f"files, {extracted.n_skipped} skipped")
 
 
 if __name__ == "__main__":

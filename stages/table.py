@@ -18,7 +18,7 @@ import pandas as pd
 
 from stages.audio import AUDIO_SUFFIXES
 from stages.common import UserError
-from stages.dataset import Extracted, RowsTable, RowWriter
+from stages.dataset import Extracted, RowsTable, RowWriter, SkippedTable
 from stages.paths import FEATURE_MATRIX, FEATURE_TRACKS, SKIPPED
 
 CHUNK_ROWS = 20_000
@@ -166,6 +166,5 @@ def extract_table(tracks, ignore, folder, block=4096):
     for track, rows in keys.iloc[order].groupby("track_id", sort=False):
         table.write(track, rows["label"].iat[0], rows["window"].tolist(), "table")
     table.close()
-    skipped = pd.DataFrame(columns=["track_id", "reason"])
-    skipped.to_csv(folder / SKIPPED.name, index=False)
-    return Extracted(table.n_rows, table.n_tracks, table.labels, skipped), {"kind": "table", "columns": names}
+    SkippedTable(folder / SKIPPED.name).close()
+    return Extracted(table.n_rows, table.n_tracks, table.labels, 0, []), {"kind": "table", "columns": names}

@@ -34,8 +34,9 @@ def run_extract(paths, folder, features=FEATURES, n_jobs=2):
     """extract() on the files `paths` (labels: their folder names); returns (matrix, rows table, skipped table)."""
     tracks = pd.DataFrame({"track_id": [p.stem for p in paths], "label": [p.parent.name for p in paths],
                            "path": [str(p) for p in paths], "md5": "", "status": "ok", "source": "test"})
-    extracted = extract(tracks, features, folder, n_jobs)
-    return np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv"), extracted.skipped
+    extract(tracks, features, folder, n_jobs)
+    return (np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv"),
+            pd.read_csv(folder / "skipped.csv", keep_default_na=False))
 
 
 def test_rows_equal_the_seed_recipe_on_real_gtzan_clips(sample_dir, tmp_path):
