@@ -1,0 +1,88 @@
+"""The front page: short, its links resolving, and every command of its quick start and design card run as written."""
+
+import re
+import sys
+
+import pytest
+
+from conftest import PROJECT, clone_project, run_in
+
+README = (PROJECT / "README.md").read_text()
+EVALUATE_LINE = re.compile(r"^evaluate: test accuracy \d\.\d{3} \(95% CI \d\.\d{3}-\d\.\d{3}, \d+ tracks\), "
+                           r"macro F1 \d\.\d{3}$", re.M)
+
+
+def section(title):
+    """The text of the README's `## title` section."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def commands(title):
+    """The lines of the ```bash blocks of a README section, as written."""
+    return [line for block in re.findall(r"```bash\n(.*?)```", section(title), re.S)
+            for line in block.strip().splitlines()]
+
+
+def test_the_readme_fits_on_a_few_screens():
+    assert len(README.encode()) <= 12 * 1024
+
+
+def test_every_link_to_the_docs_resolves():
+    links = set(re.findall(r"\]\((docs/[^)#]+)", README))
+    assert {"docs/data.md", "docs/features.md", "docs/own-music.md", "docs/trust.md", "docs/scaling.md",
+            "docs/sharing.md", "docs/figures.md"} <= links
+    for doc in PROJECT.glob("docs/*.md"):
+        links |= {f"docs/{target}" for target in re.findall(r"\]\(([^)#:]+\.md)", doc.read_text())}
+    assert [link for link in sorted(links) if not (PROJECT / link).is_file()] == []
+
+
+def test_the_quick_start_is_install_and_run_then_install_and_test_which_ci_runs():
+    install_and_run, install_and_test, *_ = commands("Quick start")
+    assert install_and_run.endswith("pip install -r requirements.txt && dvc repro")
+    assert install_and_test.endswith("pip install -r requirements-test.txt && python -m pytest")
+    assert "pip install -r requirements-test.txt && python -m pytest" in (PROJECT / ".ci/run").read_text()
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """{command: its CompletedProcess}: the README's offline demo, four commands and comparison, run in order in a
+    fresh clone."""
+    repo = clone_project(tmp_path_factory.mktemp("readme") / "repo")
+    done = {}
+    for command in [*commands("Quick start")[2:], *commands("The four commands"), *commands("Comparing experiments")]:
+        result = run_in(repo, "bash", "-c", command, check=False)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        done[command] = result
+    return done
+
+
+def output(result):
+    return result.stdout + result.stderr
+
+
+def test_the_offline_demo_prints_the_evaluate_line_the_readme_shows(ran):
+    result = ran["dvc exp run -S data.source=demo"]
+    shown = re.search(r"`(evaluate: test accuracy [^`]+)`", section("Quick start")).group(1)
+    assert EVALUATE_LINE.search(output(result))
+    assert shown in output(result).splitlines()
+
+
+def test_dvc_exp_run_epochs_20_re_runs_train_and_evaluate_only(ran):
+    result = output(ran["dvc exp run -S epochs=20"])
+    assert re.findall(r"Running stage '(\w+)'", result) == ["train", "evaluate"]
+    assert EVALUATE_LINE.search(result)
+
+
+def test_metrics_diff_plots_show_and_exp_show_print_what_the_readme_says(ran):
+    assert "metrics/eval.json" in ran["dvc metrics diff"].stdout and "accuracy" in ran["dvc metrics diff"].stdout
+    assert ran["dvc plots show"].stdout.strip().endswith("dvc_plots/index.html")
+    shown = [command for command in ran if command.startswith("dvc exp show")]
+    assert "epochs" in ran[shown[0]].stdout
+
+
+def test_compare_prints_the_table_and_the_verdict_the_readme_shows(ran):
+    printed = ran["python -m stages.compare epochs-5 epochs-20"].stdout
+    shown = re.search(r"```\n(A = epochs-5.*?)```", section("Comparing experiments"), re.S).group(1)
+    assert printed == shown
