@@ -78,10 +78,14 @@ WORKER_SETTINGS = ("n_jobs", "scheduler")
 """Params of the `features` group that say how, not what: the rows do not depend on them."""
 
 
+RECIPE = ("kind", "sample_rate", "windows")
+"""Params of the `features` group that decide the rows, besides the chosen kind's own group."""
+
+
 def recipe(features):
-    """The params that decide the rows: the `features` group without worker settings or the other kinds' groups."""
-    return {key: value for key, value in features.items()
-            if key not in WORKER_SETTINGS and (key not in KINDS or key == features["kind"])}
+    """The params that decide the rows: RECIPE and the chosen kind's group (not the worker settings, not the
+    other kinds' groups)."""
+    return {key: features[key] for key in (*RECIPE, features["kind"])}
 
 
 def worker_features(features):

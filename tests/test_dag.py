@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import PROJECT, set_dotted
+from conftest import PROJECT, set_dotted, write_params
 
 
 def imported_modules(module, found=None):
@@ -81,3 +81,101 @@ def test_the_download_stage_runs_the_active_sources_module(tmp_path):
 
 def test_imports_are_followed_through_other_project_modules():
     assert {"stages/audio.py", "stages/common.py", "stages/paths.py"} <= imported_modules("stages.catalogue")
+
+
+# ---------------------------------------------------------------- the params side
+
+class TracedParams(dict):
+    """A params group that records, in `read`, the dotted key of every value a stage reads from it; iterating
+    or copying a group reads all of it."""
+
+    def __init__(self, data, read, prefix=""):
+        super().__init__({key: TracedParams(value, read, f"{prefix}{key}.") if isinstance(value, dict) else value
+                          for key, value in data.items()})
+        self.read, self.prefix = read, prefix
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if not isinstance(value, TracedParams):
+            self.read.add(f"{self.prefix}{key}")
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def _everything(self):
+        return {key: self[key] for key in super().keys()}
+
+    def keys(self):
+        return self._everything().keys()
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):
+        return self._everything().items()
+
+    def values(self):
+        return self._everything().values()
+
+    def __or__(self, other):
+        return self._everything() | other
+
+
+NOT_DEPENDENCIES = {"features.n_jobs", "features.scheduler"}
+"""Read by extract, but declared on purpose as no dependency: they say how the rows are computed, not what they are."""
+READ_UNDER_ANOTHER_SETTING = {"pretrained.wheel": "read by pretrained under features.kind=musicnn only",
+                              "data.table_ignore": "read by extract under data.source=table only"}
+"""Declared for every setting because dvc.yaml cannot make a params entry conditional."""
+
+
+def declared_leaves(params, declared):
+    """The dotted leaf keys of `params` that the dvc.yaml params entries `declared` (groups or leaves) cover."""
+    def leaves(value, prefix):
+        if isinstance(value, dict):
+            return set().union(*(leaves(item, f"{prefix}.{key}") for key, item in value.items()))
+        return {prefix}
+    found = set()
+    for entry in declared:
+        value = params
+        for key in entry.split("."):
+            value = value[key]
+        found |= leaves(value, entry)
+    return found
+
+
+def params_read(repo, module, monkeypatch):
+    """The dotted params keys that running `module`'s main() in `repo` reads."""
+    import importlib
+    import stages.params
+    monkeypatch.chdir(repo)
+    read = set()
+    real = stages.params.load_params
+    module = importlib.import_module(module)
+    monkeypatch.setattr(module, "load_params", lambda *args: TracedParams(real(*args), read), raising=False)
+    module.main()
+    return read
+
+
+@pytest.fixture(scope="module")
+def params_repo(repo, tmp_path_factory):
+    """A copy of the demo repository, to run every stage in-process without touching the shared one (extract too:
+    features.n_jobs 1, as worker processes would read copies of the params this process cannot trace)."""
+    copy = tmp_path_factory.mktemp("params") / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    write_params(copy, {"features.n_jobs": 1})
+    return copy
+
+
+def test_every_stage_reads_exactly_the_params_dvc_yaml_declares(params_repo, monkeypatch):
+    from dvc.repo import Repo
+    params = yaml.safe_load((params_repo / "params.yaml").read_text())
+    with Repo(params_repo) as repo:
+        declared = {stage.name: [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params]
+                    for stage in repo.index.stages}
+        modules = {stage.name: stage.cmd.split("python -m ")[1].split()[0] for stage in repo.index.stages}
+    for stage, module in modules.items():
+        read = params_read(params_repo, module, monkeypatch) - NOT_DEPENDENCIES
+        covered = declared_leaves(params, declared[stage])
+        assert read <= covered, f"stage {stage} reads params it does not declare: {read - covered}"
+        assert covered - read <= set(READ_UNDER_ANOTHER_SETTING), f"stage {stage} declares {covered - read}"
