@@ -165,8 +165,12 @@ def made_by_a_stage(path):
 def run(main, argv=None):
     """Run a stage's main(), turning any failure into one line on stderr and a non-zero exit.
 
-    Set STAGES_TRACEBACK=1 to see the traceback of an unexpected error.
+    Set STAGES_TRACEBACK=1 to see the traceback of an unexpected error. First, the temporaries that
+    killed runs left beside any stage's output are deleted: a re-run that DVC restores from its run
+    cache runs no stage, so the stage that left one may never run again to clean up after itself.
     """
+    for output in STAGE_OUTPUTS:
+        remove_stale_temporaries(output)
     try:
         main() if argv is None else main(argv)
     except UserError as error:

@@ -99,6 +99,16 @@ def test_temporaries_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     assert not stale.exists() and live.exists() and (tmp_path / "raw").is_dir()
 
 
+def test_any_stage_removes_what_killed_runs_left_beside_any_stages_output(tmp_path, monkeypatch):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / f"data/.features.tmp-{dead.pid}"
+    stale.mkdir(parents=True)
+    run(lambda: None)  # as a later stage would, after DVC restored extract from its run cache
+    assert not stale.exists()
+
+
 def test_atomic_output_keeps_the_suffix_for_picky_writers(tmp_path):
     with atomic_output(tmp_path / "model.keras") as temporary:
         assert Path(temporary).suffix == ".keras"
