@@ -1,7 +1,10 @@
 """The extract stage: the seed's MFCC recipe, faithfully and in parallel, one row per window."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 
 import librosa
 import numpy as np
@@ -9,6 +12,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from conftest import PROJECT
 import stages.extract
 import stages.features
 from stages.audio import windows
@@ -198,3 +202,20 @@ def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_
     with pytest.raises(UserError, match="a worker process died .* with .*/b.wav.* in flight") as error:
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)
     assert "\n" not in str(error.value)
+
+
+def test_local_workers_start_safely_where_tensorflow_already_runs(corpus_with_bad_clips, tmp_path):
+    """As in a notebook that trained a model first: no fork of TensorFlow's threads, and the same rows."""
+    expected, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "expected", n_jobs=1)
+    probe = ("import json, sys\n"
+             "import tensorflow as tf\n"
+             "tf.constant(1.0) + 1  # TensorFlow's thread pools now run\n"
+             "import numpy as np\n"
+             "from stages.extract import file_results\n"
+             "rows = [r for r, _, reason in file_results(sys.argv[2:], json.loads(sys.argv[1]), n_jobs=2)"
+             " if reason is None]\n"
+             "np.save(sys.argv[2] + '.npy', np.concatenate(rows))\n")
+    result = subprocess.run([sys.executable, "-c", probe, json.dumps(FEATURES), *map(str, corpus_with_bad_clips)],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(f"{corpus_with_bad_clips[0]}.npy"), expected)
