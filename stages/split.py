@@ -152,13 +152,14 @@ def labels_missing(sets, tracks):
 
 
 def check_labels(sets, tracks):
-    """Raise UserError for a label with no training track; return warnings for labels without validation or test."""
+    """Raise UserError for a label with no training track; return warnings for labels without validation or test
+    tracks in a set that has some (an empty set has a message of its own)."""
     missing = labels_missing(sets, tracks)
     if missing["train"]:
         raise UserError(f"no training track for label {named(missing['train'])}: add files of it, "
                         "or raise split.train_fraction")
     return [f"split: warning: no {what} track for label {named(missing[name])}"
-            for name, what in (("valid", "validation"), ("test", "test")) if missing[name]]
+            for name, what in (("valid", "validation"), ("test", "test")) if missing[name] and sets[name]]
 
 
 def candidates(catalogue):
@@ -189,8 +190,7 @@ def split_catalogue(catalogue, settings, seed=42):
             raise UserError(f"the test set is empty with {len(tracks)} tracks: check split.train_fraction")
         log("split: warning: none of the test list's clips are here: evaluate will have no test track to score")
     for warning in check_labels(sets, tracks):
-        if sets["test"] or "test track" not in warning:
-            log(warning)
+        log(warning)
     return sets
 
 
