@@ -97,13 +97,18 @@ def _in_order(submit, chunks, window):
     """Yield (chunk, result) for each chunk, in order, through submit(chunk) -> future; at most window()
     chunks are in flight (asked again at each refill), so that neither side holds more than that.
 
-    Raises WorkFailed with the chunks in flight when a future fails.
+    Raises WorkFailed with the chunks in flight when a future fails, or submitting one does (a broken pool).
     """
     in_flight = deque()
 
     def refill():
         while len(in_flight) < window() and (chunk := next(chunks, None)) is not None:
-            in_flight.append((chunk, submit(chunk)))
+            try:
+                in_flight.append((chunk, submit(chunk)))
+            except (KeyboardInterrupt, UserError):
+                raise
+            except BaseException as error:
+                raise WorkFailed([*(chunk for chunk, _ in in_flight), chunk], error) from error
     refill()
     while in_flight:
         chunk, future = in_flight[0]
