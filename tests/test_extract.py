@@ -199,6 +199,8 @@ def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_
             os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
         return real(path, features)
     monkeypatch.setattr(stages.extract, "file_rows", dying)
+    import stages.workers  # forked workers, so that they see the patch (where TensorFlow runs, a fork server's would not)
+    monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: True)
     with pytest.raises(UserError, match="a worker process died .* with .*/b.wav.* in flight") as error:
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)
     assert "\n" not in str(error.value)
