@@ -15,6 +15,7 @@ import soundfile as sf
 from conftest import PROJECT
 import stages.extract
 import stages.features
+import stages.workers
 from stages.audio import windows
 from stages.common import ClipTooShort, UserError
 from stages.dataset import RowWriter, read_tracks
@@ -176,7 +177,6 @@ def test_row_order_does_not_depend_on_the_number_of_workers(corpus_with_bad_clip
 
 
 def test_workers_from_the_fork_server_give_the_same_rows(corpus_with_bad_clips, tmp_path, monkeypatch):
-    import stages.workers
     one, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "one", n_jobs=1)
     monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: False)  # as where TensorFlow already runs
     served, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "served", n_jobs=2)
@@ -199,7 +199,7 @@ def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_
             os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
         return real(path, features)
     monkeypatch.setattr(stages.extract, "file_rows", dying)
-    import stages.workers  # forked workers, so that they see the patch (where TensorFlow runs, a fork server's would not)
+    # forked workers, so that they see the patch (where TensorFlow already runs, a fork server's would not)
     monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: True)
     with pytest.raises(UserError, match="a worker process died .* with .*/b.wav.* in flight") as error:
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)
