@@ -131,14 +131,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def serving(files=None):
+    """An ArchiveServer serving `files` ({url path: bytes}) on 127.0.0.1 from a thread, stopped on exit."""
+    server = ArchiveServer()
+    server.files.update(files or {})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def server():
-    server = ArchiveServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving() as server:
+        yield server
 
 
 def project_files():
@@ -245,16 +254,11 @@ def gtzan_repo(sample_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gtzan")
     archive = make_tar_gz(with_appledouble_files(clip_members(sample_dir)), folder / "genres.tar.gz")
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
-    server = ArchiveServer()
-    server.files["/genres.tar.gz"] = archive.read_bytes()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    repo = clone_project(folder / "repo", {"data.gtzan.url": f"{server.url('/genres.tar.gz')}#sha256={sha256}",
-                                           "data.gtzan.mirrors": []})
-    repo.output = dvc(repo, "repro", "encode").stderr
-    run_in(repo, "git", "add", "-A")
-    run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
-    repo.server = server
-    yield repo
-    server.shutdown()
-    server.server_close()
+    with serving({"/genres.tar.gz": archive.read_bytes()}) as server:
+        repo = clone_project(folder / "repo", {"data.gtzan.url": f"{server.url('/genres.tar.gz')}#sha256={sha256}",
+                                               "data.gtzan.mirrors": []})
+        repo.output = dvc(repo, "repro", "encode").stderr
+        run_in(repo, "git", "add", "-A")
+        run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
+        repo.server = server
+        yield repo

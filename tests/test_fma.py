@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import sys
-import threading
 import zipfile
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import ArchiveServer, clone_project, dvc, run_in
+from conftest import clone_project, dvc, run_in, serving
 from stages.common import UserError
 from stages.source_fma import download
 
@@ -72,19 +71,13 @@ def archives(sample_dir, tmp_path_factory):
 def fma_repo(archives, tmp_path_factory):
     """A clone after `dvc exp run -S data.source=fma -S split.method=official`, the zips served on 127.0.0.1."""
     metadata, audio = archives
-    server = ArchiveServer()
-    server.files = {"/fma/fma_metadata.zip": metadata.read_bytes(), "/fma/fma_small.zip": audio.read_bytes()}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    repo = clone_project(tmp_path_factory.mktemp("fma-repo") / "repo", {
-        "data.fma.metadata": [f"{server.url('/fma/fma_metadata.zip')}#sha1={sha1(metadata)}"],
-        "data.fma.audio.small": [f"{server.url('/fma/fma_small.zip')}#sha1={sha1(audio)}"], "epochs": 20})
-    result = dvc(repo, "exp", "run", "-S", "data.source=fma", "-S", "split.method=official")
-    repo.output = result.stdout + result.stderr
-    repo.server = server
-    yield repo
-    server.shutdown()
-    server.server_close()
+    with serving({"/fma/fma_metadata.zip": metadata.read_bytes(), "/fma/fma_small.zip": audio.read_bytes()}) as server:
+        repo = clone_project(tmp_path_factory.mktemp("fma-repo") / "repo", {
+            "data.fma.metadata": [f"{server.url('/fma/fma_metadata.zip')}#sha1={sha1(metadata)}"],
+            "data.fma.audio.small": [f"{server.url('/fma/fma_small.zip')}#sha1={sha1(audio)}"], "epochs": 20})
+        result = dvc(repo, "exp", "run", "-S", "data.source=fma", "-S", "split.method=official")
+        repo.output = result.stdout + result.stderr
+        yield repo
 
 
 def test_dvc_exp_run_on_fma_catalogues_the_subset_and_skips_its_faults(fma_repo):
@@ -124,20 +117,13 @@ def test_predict_answers_with_fmas_genre_names(fma_repo, sample_dir, tmp_path):
     assert {guess["label"] for guess in answer["top"]} <= set(GENRES.values())
 
 
-def test_a_wrong_sha1_falls_back_to_the_next_url(archives, tmp_path):
+def test_a_wrong_sha1_falls_back_to_the_next_url(archives, server, tmp_path):
     metadata, audio = archives
-    server = ArchiveServer()
     server.files = {"/a/fma_small.zip": audio.read_bytes(), "/b/fma_small.zip": audio.read_bytes()}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        tracks = download({"subset": "small", "metadata": [str(metadata)],
-                           "audio": {"small": [f"{server.url('/a/fma_small.zip')}#sha1={'0' * 40}",
-                                               f"{server.url('/b/fma_small.zip')}#sha1={sha1(audio)}"]}},
-                          raw=tmp_path / "raw", downloads=tmp_path / "downloads")
-    finally:
-        server.shutdown()
-        server.server_close()
+    tracks = download({"subset": "small", "metadata": [str(metadata)],
+                       "audio": {"small": [f"{server.url('/a/fma_small.zip')}#sha1={'0' * 40}",
+                                           f"{server.url('/b/fma_small.zip')}#sha1={sha1(audio)}"]}},
+                      raw=tmp_path / "raw", downloads=tmp_path / "downloads")
     assert [path for path, _ in server.requests] == ["/a/fma_small.zip", "/b/fma_small.zip"]
     assert (tracks["status"] == "ok").sum() == 21
 

@@ -172,24 +172,25 @@ def real_tables():
     return REAL
 
 
-def test_the_kaggle_table_trains_under_fault_filtered_validating_on_its_own_197_clips(real_tables, tmp_path):
-    repo = clone_project(tmp_path / "repo", {"data.source": "table", "split.method": "fault_filtered",
-                                             "data.table": str(real_tables / "kaggle-features-30-sec.ff-train-valid.csv"),
-                                             "train.standardize": True})
+def trained_on(table, folder):
+    """(repo, `dvc repro train`'s result, [train, valid, test] list sizes) of a clone on the real `table` under
+    split.method=fault_filtered with train.standardize."""
+    repo = clone_project(folder / "repo", {"data.source": "table", "split.method": "fault_filtered",
+                                           "data.table": str(table), "train.standardize": True})
     result = dvc(repo, "repro", "train", check=False)
     assert result.returncode == 0, result.stderr
-    assert [len((repo / f"data/split/{name}.txt").read_text().split()) for name in ("train", "valid", "test")] == \
-        [443, 197, 0]
+    sizes = [len((repo / f"data/split/{name}.txt").read_text().split()) for name in ("train", "valid", "test")]
+    return repo, result, sizes
+
+
+def test_the_kaggle_table_trains_under_fault_filtered_validating_on_its_own_197_clips(real_tables, tmp_path):
+    repo, _, sizes = trained_on(real_tables / "kaggle-features-30-sec.ff-train-valid.csv", tmp_path)
+    assert sizes == [443, 197, 0]
     assert read_json(repo / "metrics/train.json")["val_accuracy"] > 0.25  # chance is 0.1
 
 
 def test_the_taggram_table_trains_with_validation_drawn_from_training(real_tables, tmp_path):
-    repo = clone_project(tmp_path / "repo", {"data.source": "table", "split.method": "fault_filtered",
-                                             "data.table": str(real_tables / "musicnn-msd-taggram-3s.ff-train.csv"),
-                                             "train.standardize": True})
-    result = dvc(repo, "repro", "train", check=False)
-    assert result.returncode == 0, result.stderr
+    repo, result, sizes = trained_on(real_tables / "musicnn-msd-taggram-3s.ff-train.csv", tmp_path)
     assert "validation tracks drawn from the training list instead" in result.stderr
-    sizes = [len((repo / f"data/split/{name}.txt").read_text().split()) for name in ("train", "valid", "test")]
     assert sum(sizes) == 443 and sizes[2] == 0 and 80 <= sizes[1] <= 100
     assert np.load(repo / "data/features/features.npy").shape == (12415, 50)
