@@ -3,7 +3,8 @@
 import pandas as pd
 
 from stages.audio import Unreadable, audio_md5
-from stages.common import progress
+from stages.common import atomic_output, log, progress
+from stages.paths import RAW, RAW_TRACKS
 
 COLUMNS = ["track_id", "label", "path", "md5", "status", "source"]
 """path: where the audio is, relative to the repository (or absolute); status: "ok" or why it is suspect."""
@@ -46,3 +47,12 @@ def summarize(tracks, shown=SHOWN):
     if len(suspect) > shown:
         lines.append(f"  ... and {len(suspect) - shown} more: see the status column of data/raw/tracks.csv")
     return "\n".join(lines)
+
+
+def write_catalogue(tracks, raw=RAW):
+    """Make `raw` hold only `tracks` as its tracks.csv, for a source whose audio is read in place; log the summary."""
+    with atomic_output(raw) as staging:
+        staging.mkdir()
+        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
+    log(summarize(tracks))
+    return tracks

@@ -19,10 +19,10 @@ import pandas as pd
 
 from stages.archive import obtain_archive
 from stages.audio import IN_ARCHIVE
-from stages.catalogue import COLUMNS, summarize
-from stages.common import UserError, atomic_output, log, run
+from stages.catalogue import COLUMNS, write_catalogue
+from stages.common import UserError, run
 from stages.params import load_params
-from stages.paths import DOWNLOADS, RAW, RAW_TRACKS
+from stages.paths import DOWNLOADS, RAW
 
 SUBSETS = ("small", "medium", "large", "full")
 """FMA's subsets, each inside the next but full (the untrimmed audio of large's tracks)."""
@@ -90,12 +90,8 @@ def download(fma, raw=RAW, downloads=DOWNLOADS):
     subset = fma["subset"]
     metadata_zip, _ = obtain_archive(fma["metadata"], "FMA's metadata", OFFLINE_HELP, downloads)
     audio_zip, _ = obtain_archive(fma["audio"][subset], f"fma_{subset}", OFFLINE_HELP, downloads)
-    tracks = fma_catalogue(read_metadata(metadata_zip), audio_members(audio_zip, subset), audio_zip.resolve(), subset)
-    with atomic_output(raw) as staging:
-        staging.mkdir()
-        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
-    log(summarize(tracks))
-    return tracks
+    return write_catalogue(fma_catalogue(read_metadata(metadata_zip), audio_members(audio_zip, subset),
+                                         audio_zip.resolve(), subset), raw)
 
 
 def main():

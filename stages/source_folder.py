@@ -12,10 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.audio import AUDIO_SUFFIXES
-from stages.catalogue import COLUMNS, summarize
-from stages.common import UserError, atomic_output, file_digest, log, progress, run
+from stages.catalogue import COLUMNS, write_catalogue
+from stages.common import UserError, file_digest, progress, run
 from stages.params import load_params
-from stages.paths import RAW, RAW_TRACKS
 
 
 def _visible(path, root):
@@ -82,16 +81,6 @@ def folder_catalogue(folder):
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def catalogue_folder(folder, raw=RAW):
-    """Write `raw/tracks.csv` for the music in `folder`; returns the table."""
-    tracks = folder_catalogue(folder)
-    with atomic_output(raw) as staging:
-        staging.mkdir()
-        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
-    log(summarize(tracks))
-    return tracks
-
-
 def queued_copy(cwd=None):
     """Whether this runs in the temporary copy of the repository that `dvc exp run --queue` makes."""
     return "/.dvc/tmp/exps/" in (cwd or Path.cwd()).as_posix() + "/"
@@ -100,7 +89,7 @@ def queued_copy(cwd=None):
 def main():
     folder = load_params()["data"]["folder"]
     try:
-        catalogue_folder(folder)
+        write_catalogue(folder_catalogue(folder))
     except UserError:
         if queued_copy() and not Path(folder).is_absolute():
             raise UserError(f"a queued experiment runs in a temporary copy of the repository, where the files "

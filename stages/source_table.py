@@ -8,27 +8,21 @@ any edit of the table re-runs extract. DVC hashes the table as a dependency of t
 
 import pandas as pd
 
-from stages.catalogue import COLUMNS, summarize
-from stages.common import atomic_output, file_digest, log, run
+from stages.catalogue import COLUMNS, write_catalogue
+from stages.common import file_digest, run
 from stages.params import load_params
-from stages.paths import RAW, RAW_TRACKS
 from stages.table import catalogue_rows
 
 
-def catalogue_table(path, raw=RAW):
-    """Write `raw/tracks.csv` for the tracks of the table at `path`; returns the tracks table."""
+def table_catalogue(path):
+    """The tracks table (catalogue.COLUMNS) of the table at `path`: one row per track, each with the table's md5."""
     track_ids, labels = catalogue_rows(path)
-    tracks = pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path), "md5": file_digest(path),
-                           "status": "ok", "source": "table"}, columns=COLUMNS)
-    with atomic_output(raw) as staging:
-        staging.mkdir()
-        tracks.to_csv(staging / RAW_TRACKS.name, index=False)
-    log(summarize(tracks))
-    return tracks
+    return pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path), "md5": file_digest(path),
+                         "status": "ok", "source": "table"}, columns=COLUMNS)
 
 
 def main():
-    catalogue_table(load_params()["data"]["table"])
+    write_catalogue(table_catalogue(load_params()["data"]["table"]))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """The front page: short, its links resolving, and every command of its quick start and design card run as written."""
 
 import re
-import sys
 
 import pytest
 
