@@ -38,9 +38,9 @@ def local_path(location):
     return Path(location).expanduser()
 
 
-def download_path(location, downloads=DOWNLOADS, default_name="archive"):
-    """Where a download of `location` is kept: `<12 hex digits of its URL's sha1>-<its file name>`."""
-    name = PurePosixPath(urllib.parse.urlparse(location).path).name or default_name
+def download_path(location, downloads=DOWNLOADS):
+    """Where a download of `location` is kept: `<12 hex digits of its URL's sha1>-<its file name, or "archive">`."""
+    name = PurePosixPath(urllib.parse.urlparse(location).path).name or "archive"
     return Path(downloads) / f"{hashlib.sha1(location.encode()).hexdigest()[:12]}-{name}"
 
 
@@ -118,21 +118,17 @@ def _download(location, checksum, downloads):
         except UserError:
             archive.unlink()
     downloads.mkdir(parents=True, exist_ok=True)
-    resumed = fetch(location, part)
-    try:
-        verify(part, checksum, location)
-    except UserError:
-        part.unlink()
-        if not resumed:
-            raise
-        # The kept bytes may come from a server that has since changed the file: once more from zero.
-        log(f"download: {location} failed verification after a resume; fetching it again from the start")
-        fetch(location, part)
+    for from_zero in (False, True):
+        resumed = fetch(location, part)
         try:
             verify(part, checksum, location)
+            break
         except UserError:
             part.unlink()
-            raise
+            if from_zero or not resumed:
+                raise
+            # The kept bytes may come from a server that has since changed the file: once more from zero.
+            log(f"download: {location} failed verification after a resume; fetching it again from the start")
     part.replace(archive)
     return archive
 
