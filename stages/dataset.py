@@ -1,4 +1,5 @@
-"""The data the stages after download read and write: tracks tables, feature rows, one-hot labels and classes, by split."""
+"""The data the stages after download read and write: tracks tables, feature rows, one-hot labels and classes,
+by split."""
 
 import csv
 import json
@@ -68,13 +69,23 @@ class RowWriter:
         self.file.close()
 
 
-class SkippedTable:
-    """skipped.csv (track_id, reason), written a file at a time, keeping only the first `shown` in memory."""
+class StreamedCsv:
+    """A CSV file written a row at a time (as pandas writes one), its header first: nothing of it held in memory."""
 
-    def __init__(self, path, shown=5):
+    def __init__(self, path, columns):
         self.file = open(path, "w", newline="", encoding="utf-8")
         self.writer = csv.writer(self.file, lineterminator="\n")
-        self.writer.writerow(("track_id", "reason"))
+        self.writer.writerow(columns)
+
+    def close(self):
+        self.file.close()
+
+
+class SkippedTable(StreamedCsv):
+    """skipped.csv (track_id, reason), keeping only the first `shown` in memory."""
+
+    def __init__(self, path, shown=5):
+        super().__init__(path, ("track_id", "reason"))
         self.count, self.first, self.shown = 0, [], shown
 
     def write(self, track_id, reason):
@@ -83,20 +94,12 @@ class SkippedTable:
         if len(self.first) < self.shown:
             self.first.append((track_id, reason))
 
-    def close(self):
-        self.file.close()
 
-
-class RowsTable:
-    """The features' tracks table, written a row at a time as the rows come (row i describes row i of the matrix),
-    counting what it holds: the driver's memory does not grow with the corpus."""
-
-    COLUMNS = ("track_id", "label", "window", "start", "duration", "source")
+class RowsTable(StreamedCsv):
+    """The features' tracks table (row i describes row i of the matrix), counting what it holds."""
 
     def __init__(self, path):
-        self.file = open(path, "w", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.file, lineterminator="\n")  # as pandas writes a CSV
-        self.writer.writerow(self.COLUMNS)
+        super().__init__(path, ("track_id", "label", "window", "start", "duration", "source"))
         self.n_rows, self.n_tracks, self.labels = 0, 0, set()
 
     def write(self, track_id, label, windows, source, starts=None, duration=None):
@@ -107,9 +110,6 @@ class RowsTable:
         self.n_rows += len(windows)
         self.n_tracks += 1
         self.labels.add(label)
-
-    def close(self):
-        self.file.close()
 
 
 class Extracted(NamedTuple):
@@ -176,6 +176,7 @@ def feature_recipe():
     return json.loads(FEATURE_PARAMS.read_text())
 
 
-def data_source(tracks=FEATURE_TRACKS):
-    """Where the tracks came from: "gtzan", "demo" or "folder", recorded by every stage since download."""
-    return read_tracks(tracks)["source"].iat[0]
+def data_source():
+    """Where the rows came from (data.source: "gtzan", "demo", "folder", "table" or "fma"), recorded by every stage
+    since download."""
+    return read_tracks(FEATURE_TRACKS)["source"].iat[0]
