@@ -75,6 +75,18 @@ def measure(command, cwd):
     return time.perf_counter() - start, own / 2**20, tree / 2**20
 
 
+def local_and_dask(repo, cluster):
+    """(local, dask, rows equal): measure() of `python -m stages.extract` in `repo` with its local workers, then
+    on `cluster`, and whether the two runs' rows are equal."""
+    local = measure([sys.executable, "-m", "stages.extract"], repo)
+    kept = repo / "local.npy"
+    os.replace(repo / "data/features/features.npy", kept)
+    write_params(repo, {"features.scheduler": cluster.address})
+    dask = measure([sys.executable, "-m", "stages.extract"], repo)
+    equal = np.array_equal(np.load(kept, mmap_mode="r"), np.load(repo / "data/features/features.npy", mmap_mode="r"))
+    return local, dask, equal
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
@@ -92,13 +104,7 @@ def main():
                                                              "features.n_jobs": 2})
                 build_corpus(repo, n_clips, args.seconds)
                 run_in(repo, sys.executable, "-m", "stages.pretrained")
-                local = measure([sys.executable, "-m", "stages.extract"], repo)
-                kept = repo / "local.npy"
-                os.replace(repo / "data/features/features.npy", kept)
-                write_params(repo, {"features.scheduler": cluster.address})
-                dask = measure([sys.executable, "-m", "stages.extract"], repo)
-                equal = np.array_equal(np.load(kept, mmap_mode="r"), np.load(repo / "data/features/features.npy",
-                                                                              mmap_mode="r"))
+                local, dask, equal = local_and_dask(repo, cluster)
                 print(f"{n_clips:6d}  {1000 * local[0] / n_clips:8.2f} {local[1]:7.0f} {local[2]:6.0f}   "
                       f"{1000 * dask[0] / n_clips:8.2f} {dask[1]:7.0f}  {equal}", flush=True)
     finally:

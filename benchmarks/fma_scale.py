@@ -26,8 +26,8 @@ import soundfile as sf
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests"), str(PROJECT / "benchmarks")]
-from conftest import SAMPLE_DIR, clone_project, run_in, write_params  # noqa: E402
-from extract_scale import measure  # noqa: E402
+from conftest import SAMPLE_DIR, clone_project, run_in  # noqa: E402
+from extract_scale import local_and_dask, measure  # noqa: E402
 from test_cluster import Cluster  # noqa: E402
 
 GENRES = {"blues": "Blues", "classical": "Classical", "country": "Country", "disco": "Electronic",
@@ -93,13 +93,7 @@ def main():
                                                        "features.mfcc.n_values": n_values})
                 download = measure([sys.executable, "-m", "stages.source_fma"], repo)
                 run_in(repo, sys.executable, "-m", "stages.pretrained")
-                local = measure([sys.executable, "-m", "stages.extract"], repo)
-                kept = repo / "local.npy"
-                os.replace(repo / "data/features/features.npy", kept)
-                write_params(repo, {"features.scheduler": cluster.address})
-                dask = measure([sys.executable, "-m", "stages.extract"], repo)
-                equal = np.array_equal(np.load(kept, mmap_mode="r"),
-                                       np.load(repo / "data/features/features.npy", mmap_mode="r"))
+                local, dask, equal = local_and_dask(repo, cluster)
                 print(f"{n_tracks:13,d} {n_audio:10,d}  {download[0]:10.1f} {download[1]:6.0f}   "
                       f"{1000 * local[0] / n_audio:8.2f} {local[1]:6.0f}   {1000 * dask[0] / n_audio:7.2f} "
                       f"{dask[1]:6.0f}  {equal}", flush=True)

@@ -102,8 +102,9 @@ def taggram_cross_validation(x, rows, epochs, folder, n_folds=5):
         for name, settings in CONFIGURATIONS:
             correct = total = 0
             for k in range(n_folds):
-                c, n = track_accuracy(lx[fold != k], y[fold != k], lx[fold == k],
-                                      lrows[fold == k].reset_index(drop=True), classes, epochs, settings, folder, seed=k)
+                test_rows = lrows[fold == k].reset_index(drop=True)
+                c, n = track_accuracy(lx[fold != k], y[fold != k], lx[fold == k], test_rows, classes, epochs, settings,
+                                      folder, seed=k)
                 correct, total = correct + c, total + n
             results[(name, layout)] = (correct, total)
     return results

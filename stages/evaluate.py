@@ -3,8 +3,8 @@
 Output in metrics/: `eval.json` (row-level accuracy, loss and macro F1; track-level accuracy and
 macro F1, a track's probabilities averaged over its windows as predict does; each accuracy with
 its 95% interval over tracks; per-label precision, recall and F1 of the tracks; the test tracks
-that have no feature rows and are not scored), `confusion.csv` (track_id, actual, predicted: one record per test
-track), `confusion.png` and `misclassified.csv` (top-3 guesses).
+that have no feature rows and are not scored), `confusion.csv` (track_id, actual, predicted: one
+record per test track), `confusion.png` and `misclassified.csv` (top-3 guesses).
 
 Macro F1 is the mean F1 over the labels that have test tracks (rows): a label absent from the
 test set is not counted as an F1 of 0.
@@ -92,10 +92,9 @@ def plot_confusion(actual, predicted, classes, path):
     plt.close(figure)
 
 
-def with_interval(accuracy, n_tracks):
-    """`accuracy 0.530 (95% CI 0.461-0.598, 200 tracks)`."""
-    low, high = wilson_interval(accuracy * n_tracks, n_tracks)
-    return f"{accuracy:.3f} (95% CI {low:.3f}-{high:.3f}, {n_tracks} tracks)"
+def with_interval(accuracy, interval, n_tracks):
+    """`0.530 (95% CI 0.461-0.598, 200 tracks)`."""
+    return f"{accuracy:.3f} (95% CI {interval[0]:.3f}-{interval[1]:.3f}, {n_tracks} tracks)"
 
 
 def main():
@@ -114,25 +113,28 @@ def main():
     track_ids, track_y, track_p = track_probabilities(rows, y, probabilities)
     by_track = scores(track_y, track_p, labels)
     n_tracks = len(track_ids)
+    # Over tracks, for row accuracy too: a track's windows are not independent evidence.
+    row_interval, track_interval = (wilson_interval(scored["accuracy"] * n_tracks, n_tracks)
+                                    for scored in (by_row, by_track))
+    actual = [labels[i] for i in track_y.argmax(axis=1)]
+    predicted = [labels[i] for i in track_p.argmax(axis=1)]
     write_json(EVAL_METRICS, {key: by_row[key] for key in ("accuracy", "loss", "macro_f1")}
-               | {"accuracy_ci95": rounded(wilson_interval(by_row["accuracy"] * n_tracks, n_tracks)),
-                  "track_accuracy": by_track["accuracy"],
-                  "track_accuracy_ci95": rounded(wilson_interval(by_track["accuracy"] * n_tracks, n_tracks)),
+               | {"accuracy_ci95": rounded(row_interval),
+                  "track_accuracy": by_track["accuracy"], "track_accuracy_ci95": rounded(track_interval),
                   "track_macro_f1": by_track["macro_f1"],
                   "test_rows": len(x), "test_tracks": n_tracks, "source": data_source(),
                   "scored_on": SCORED_ON, "interval_method": INTERVAL, "macro_f1_definition": MACRO_F1,
                   "test_tracks_without_rows": without_rows,
-                  "labels_without_test_tracks": sorted(set(labels) - {labels[i] for i in track_y.argmax(axis=1)}),
+                  "labels_without_test_tracks": sorted(set(labels) - set(actual)),
                   "per_label": by_track["per_label"]})
-    actual = [labels[i] for i in track_y.argmax(axis=1)]
-    predicted = [labels[i] for i in track_p.argmax(axis=1)]
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
     plot_confusion(actual, predicted, labels, CONFUSION_PLOT)
     write_csv(MISCLASSIFIED, misclassified(track_ids, track_y, track_p, labels))
-    line = f"evaluate: test accuracy {with_interval(by_row['accuracy'], n_tracks)}, macro F1 {by_row['macro_f1']:.3f}"
+    line = (f"evaluate: test accuracy {with_interval(by_row['accuracy'], row_interval, n_tracks)}, "
+            f"macro F1 {by_row['macro_f1']:.3f}")
     if len(x) > n_tracks:
-        line += (f"; {len(x)} windows averaged per track: {with_interval(by_track['accuracy'], n_tracks)}, "
-                 f"macro F1 {by_track['macro_f1']:.3f}")
+        by_track_line = with_interval(by_track["accuracy"], track_interval, n_tracks)
+        line += f"; {len(x)} windows averaged per track: {by_track_line}, macro F1 {by_track['macro_f1']:.3f}"
     print(line)
 
 

@@ -89,7 +89,8 @@ def recipe(features):
 
 
 def worker_features(features):
-    """The `features` params group as a worker needs it, wherever it runs: the musicnn checkpoint's absolute path added."""
+    """The `features` params group as a worker needs it, wherever it runs: with the musicnn checkpoint's absolute
+    path."""
     if features["kind"] != "musicnn":
         return features
     return features | {"musicnn": features["musicnn"] | {"checkpoint": str(MUSICNN_CHECKPOINT.resolve())}}

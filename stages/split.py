@@ -139,7 +139,8 @@ def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, 
     if method == "official":
         return official_split(tracks, source), {}, False
     if method == "stratified":
-        return stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed), {}, False
+        sets = stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed)
+        return sets, {}, False
     return random_split(tracks["track_id"], train_fraction, validation_fraction, seed), {}, False
 
 

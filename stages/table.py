@@ -83,9 +83,10 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
                            else _track_and_window(chunk[id_column].tolist()))
         if "window" in header:
             windows = pd.to_numeric(chunk["window"], errors="coerce")
-            if windows.isna().any() or (windows % 1 != 0).any():
-                raise UserError(f"{path}, line {line + int(np.argmax((windows.isna() | (windows % 1 != 0)).to_numpy()))}"
-                                ": the window column must hold whole numbers")
+            not_whole = (windows.isna() | (windows % 1 != 0)).to_numpy()
+            if not_whole.any():
+                raise UserError(f"{path}, line {line + int(np.argmax(not_whole))}: the window column must hold "
+                                "whole numbers")
             windows = windows.astype(int).tolist()
         if windows is None:
             windows = []

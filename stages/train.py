@@ -37,10 +37,10 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
         validation = validation and batches(*validation, batch_size, standardized=standardized)
     else:
         if standardized is not None:
-            for rows in (x, validation[0] if validation else None):
-                if rows is not None:
-                    rows -= standardized[0]
-                    rows /= standardized[1]
+            mean, scale = standardized
+            for rows in [x, *(validation[:1] if validation else [])]:
+                rows -= mean  # in place: the rows are this stage's own copy, and may be most of the memory
+                rows /= scale
         data = {"x": x, "y": y, "batch_size": batch_size}
     with atomic_output(log_path) as temporary, without_lines(FIT_NOISE):
         history = model.fit(**data, epochs=epochs, validation_data=validation,

@@ -1,13 +1,14 @@
 """Per-file work (decoding and features) on local worker processes or a Dask cluster, results in order.
 
 Locally: `n_jobs` worker processes, forked, or started from a fork server where TensorFlow
-already runs in this process (a notebook, say): a fork would copy its threads' locks mid-use. Each worker sets itself up (_prepare_process); the driver's own settings
-are never touched. With a scheduler address (`features.scheduler`), the cluster's workers: the
-project's code is sent to them (Client.upload_file), each task carries absolute paths resolved
-here and sets its worker up on first use, and a worker that dies has its files redone by the
-others (Dask's own rescheduling). Nothing stays registered on the scheduler after a run, so a
-worker that joins a long-lived cluster later needs nothing but the uploaded code. Either way
-the driver holds only a bounded window of results: its memory does not grow with the corpus.
+already runs in this process (a notebook, say): a fork would copy its threads' locks mid-use.
+Each worker sets itself up (_prepare_process); the driver's own settings are never touched.
+With a scheduler address (`features.scheduler`), the cluster's workers: the project's code is
+sent to them (Client.upload_file), each task carries absolute paths resolved here and sets its
+worker up on first use, and a worker that dies has its files redone by the others (Dask's own
+rescheduling). Nothing stays registered on the scheduler after a run, so a worker that joins a
+long-lived cluster later needs nothing but the uploaded code. Either way the driver holds only
+a bounded window of results: its memory does not grow with the corpus.
 """
 
 import asyncio

@@ -142,7 +142,8 @@ def test_a_zip_without_fmas_layout_is_one_line(archives, tmp_path):
     with zipfile.ZipFile(other, "w") as zipped:
         zipped.writestr("music/song.mp3", b"ID3")
     for params, message in [
-        ({"metadata": [str(other)], "audio": {"small": [str(other)]}}, "has no fma_metadata/tracks.csv: it is not FMA's"),
+        ({"metadata": [str(other)], "audio": {"small": [str(other)]}},
+         "has no fma_metadata/tracks.csv: it is not FMA's"),
         ({"metadata": [str(metadata)], "audio": {"small": [str(other)]}},
          "has no fma_small/NNN/NNNNNN.mp3 members: it is not FMA's fma_small.zip"),
     ]:
@@ -154,5 +155,6 @@ def test_a_zip_without_fmas_layout_is_one_line(archives, tmp_path):
 def test_official_split_refuses_other_sources(repo):
     from stages.split import split
     tracks = pd.read_csv(repo / "data/raw/tracks.csv")
-    with pytest.raises(UserError, match="split.method=official is FMA's own split, and these tracks come from the demo"):
+    with pytest.raises(UserError,
+                       match="split.method=official is FMA's own split, and these tracks come from the demo"):
         split(tracks, "official", source="demo")

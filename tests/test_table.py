@@ -92,7 +92,8 @@ def test_every_split_method_runs_on_a_table(method, table_repo):
     assert evaluation["test_tracks"] == (20 if method == "fault_filtered" else 12)
     if method == "fault_filtered":
         assert "clips of the train list are not in the catalogue" in result.stderr
-        assert sorted((table_repo / "data/split/test.txt").read_text().split()) == sorted(fault_filtered_clips()["test"])
+        test_list = (table_repo / "data/split/test.txt").read_text().split()
+        assert sorted(test_list) == sorted(fault_filtered_clips()["test"])
 
 
 def test_a_model_of_other_columns_is_refused_by_evaluate_naming_the_column(table_repo, tmp_path):
