@@ -196,12 +196,14 @@ class Clone(type(Path())):
 
 
 def clone_project(clone, overrides=None):
-    """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml."""
+    """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml (left as
+    shipped, byte for byte, when there are none: DVC must read it as written)."""
     clone = Clone(clone)
     for relative in project_files():
         (clone / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / relative, clone / relative)
-    write_params(clone, overrides or {})
+    if overrides:
+        write_params(clone, overrides)
     (clone / "dvc.lock").unlink(missing_ok=True)
     run_in(clone, "git", "init", "-q", "-b", "main")
     run_in(clone, "git", "config", "user.name", "test")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT, set_dotted
+from conftest import PROJECT, set_dotted, tool_env
 from stages.common import UserError, atomic_output, progress, run
 from stages.params import load_params, validate
 
@@ -162,3 +162,14 @@ def test_a_stage_run_before_its_inputs_exist_says_to_run_dvc_repro(stage, tmp_pa
     assert status == 1
     assert re.fullmatch(r"error: data/\S+ is missing: an earlier stage makes it; run `dvc repro` "
                         r"\(or `dvc pull` for outputs pushed to the remote\)\n", error)
+
+
+def test_dvc_reads_the_shipped_params_yaml_as_written(tmp_path):
+    """DVC parses params.yaml itself (in YAML 1.1, where a URL inside [flow brackets] is not a plain scalar)."""
+    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path / "dvc.yaml")
+    result = subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path, capture_output=True, text=True,
+                            env=tool_env())
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run(["dvc", "status"], cwd=tmp_path, capture_output=True, text=True, env=tool_env())
+    assert "YAML file structure is corrupted" not in result.stderr and result.returncode == 0, result.stderr
