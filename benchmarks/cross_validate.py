@@ -20,13 +20,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 import numpy as np  # noqa: E402
-
 from conftest import SAMPLE_DIR  # noqa: E402
-from stages.audio import load_audio  # noqa: E402
-from stages.extract import file_results  # noqa: E402
-from stages.gtzan import GENRES  # noqa: E402
-from stages.musicnn import LAYERS, patch_outputs  # noqa: E402
-from stages.params import load_params  # noqa: E402
+
+from stages.core.gtzan import GENRES  # noqa: E402
+from stages.core.params import load_params  # noqa: E402
+from stages.features.audio import load_audio  # noqa: E402
+from stages.features.files import file_results  # noqa: E402
+from stages.features.musicnn import LAYERS, patch_outputs  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
 from stages.train import train  # noqa: E402
 

@@ -27,8 +27,9 @@ import soundfile as sf
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 from conftest import SAMPLE_DIR, clone_project, run_in, tool_env, write_params  # noqa: E402
-from stages.source_demo import SIGNATURES, synthesize_clip  # noqa: E402
 from test_cluster import Cluster  # noqa: E402
+
+from stages.sources.demo import SIGNATURES, synthesize_clip  # noqa: E402
 
 DISTINCT_CLIPS_PER_LABEL = 5
 

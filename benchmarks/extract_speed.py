@@ -23,9 +23,10 @@ import psutil
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 from conftest import SAMPLE_DIR, clone_project, run_in, tool_env  # noqa: E402
-from stages.catalogue import clip_catalogue  # noqa: E402
-from stages.gtzan import GENRES  # noqa: E402
-from stages.source_demo import write_demo_corpus  # noqa: E402
+
+from stages.core.gtzan import GENRES  # noqa: E402
+from stages.sources.catalogue import clip_catalogue  # noqa: E402
+from stages.sources.demo import write_demo_corpus  # noqa: E402
 
 SEED_LOOP = textwrap.dedent("""
     import sys

@@ -6,7 +6,7 @@ For each N, a fma_metadata.zip whose tracks.csv has N rows in FMA's format (two 
 index row, 8 genres, FMA's split column), and a fma_small.zip holding MP3s for the first
 min(N, --audio) tracks (clips of --seconds s encoded from the real sample clips, 50 distinct
 encodings reused; the rest are catalogued as having no MP3 and never decoded). In a fresh clone:
-`python -m stages.source_fma` (download: reading the metadata and listing the zip), then
+`python -m stages.sources.fma` (download: reading the metadata and listing the zip), then
 `python -m stages.extract` with 2 local worker processes and again on `dask scheduler` + 2
 `dask worker --nthreads 1` processes on 127.0.0.1. Prints wall time per track, and the peak
 resident memory of the driver (the stage's own process), sampled every 50 ms.
@@ -91,7 +91,7 @@ def main():
                 repo = clone_project(folder / "repo", {"data.source": "fma", "data.fma.metadata": [str(metadata)],
                                                        "data.fma.audio.small": [str(audio)], "features.n_jobs": 2,
                                                        "features.mfcc.n_values": n_values})
-                download = measure([sys.executable, "-m", "stages.source_fma"], repo)
+                download = measure([sys.executable, "-m", "stages.download"], repo)
                 run_in(repo, sys.executable, "-m", "stages.pretrained")
                 local, dask, equal = local_and_dask(repo, cluster)
                 print(f"{n_tracks:13,d} {n_audio:10,d}  {download[0]:10.1f} {download[1]:6.0f}   "

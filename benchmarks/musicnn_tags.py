@@ -14,11 +14,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 import numpy as np  # noqa: E402
-
 from conftest import SAMPLE_DIR  # noqa: E402
-from stages.audio import load_audio  # noqa: E402
-from stages.gtzan import GENRES  # noqa: E402
-from stages.musicnn import TAGS, patch_outputs, pretrained_model  # noqa: E402
+
+from stages.core.gtzan import GENRES  # noqa: E402
+from stages.features.audio import load_audio  # noqa: E402
+from stages.features.musicnn import TAGS, patch_outputs, pretrained_model  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
 
 

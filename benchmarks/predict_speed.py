@@ -21,20 +21,20 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 start = time.perf_counter()
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-
 from conftest import SAMPLE_DIR, tool_env  # noqa: E402
-from stages.features import file_rows, recipe  # noqa: E402
-from stages.params import load_params  # noqa: E402
+
+from stages.core.params import load_params  # noqa: E402
+from stages.features.files import file_rows, recipe  # noqa: E402
+from stages.model.runner import Network  # noqa: E402
 from stages.predict import classify  # noqa: E402
-from stages.saved_model import Network  # noqa: E402
 
 imported = time.perf_counter()
 
 STAND_IN = """
 import sys
 from stages.features import recipe
-from stages.network import build_model, save_model, seed_everything
-from stages.params import load_params
+from stages.model.network import build_model, save_model, seed_everything
+from stages.core.params import load_params
 features = load_params()["features"]
 seed_everything(0)
 save_model(build_model(features["mfcc"]["n_values"]), sys.argv[1], recipe(features), [str(i) for i in range(10)])

@@ -4,7 +4,7 @@
 
 The tables hold the fault-filtered split's training (and validation) clips only: the 290 test
 clips are held out on purpose, so nothing here is chosen by them. Runs the stages' own code
-(stages/table.py reads the tables, stages/train.py trains the seed's network, stages/saved_model.py
+(stages/features/table.py reads the tables, stages/train.py trains the seed's network, stages/model/runner.py
 scores the saved model) on:
 - Kaggle's 57 descriptors of each 30 s clip: trained on the 443 training clips, scored on the
   197 fault-filtered validation clips;
@@ -27,12 +27,12 @@ sys.path.insert(0, str(PROJECT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stages.dataset import in_catalogue_order, read_tracks  # noqa: E402
-from stages.network import save_model  # noqa: E402
-from stages.saved_model import Network  # noqa: E402
+from stages.core.statistics import wilson_interval  # noqa: E402
+from stages.core.tracks import in_catalogue_order, read_tracks  # noqa: E402
+from stages.features.table import catalogue_rows, extract_table  # noqa: E402
+from stages.model.network import save_model  # noqa: E402
+from stages.model.runner import Network  # noqa: E402
 from stages.split import listed_split, shuffled_by_label  # noqa: E402
-from stages.statistics import wilson_interval  # noqa: E402
-from stages.table import catalogue_rows, extract_table  # noqa: E402
 from stages.train import train  # noqa: E402
 
 REAL = Path(os.environ.get("GTZAN_REAL_DIR", PROJECT.parent / "shared" / "gtzan-real"))

@@ -14,10 +14,17 @@ import json
 
 import pandas as pd
 
-from stages.common import UserError, run
-from stages.paths import CONFUSION
-from stages.statistics import (DIFFERENCE_INTERVAL, INTERVAL, TEST, mcnemar_p, paired_difference_interval,
-                               rounded, wilson_interval)
+from stages.core.errors import UserError, run
+from stages.core.paths import CONFUSION
+from stages.core.statistics import (
+    DIFFERENCE_INTERVAL,
+    INTERVAL,
+    TEST,
+    mcnemar_p,
+    paired_difference_interval,
+    rounded,
+    wilson_interval,
+)
 
 WORKSPACE = "workspace"
 ALPHA = 0.05

@@ -9,9 +9,11 @@ import json
 
 import numpy as np
 
-from stages.common import atomic_output, log, run
-from stages.dataset import read_tracks
-from stages.paths import CLASSES, FEATURE_TRACKS, LABELS, ONEHOT
+from stages.core.console import log
+from stages.core.errors import run
+from stages.core.files import atomic_output
+from stages.core.paths import CLASSES, FEATURE_TRACKS, LABELS, ONEHOT
+from stages.core.tracks import read_tracks
 
 
 def one_hot(labels):

@@ -13,11 +13,13 @@ test set is not counted as an F1 of 0.
 import numpy as np
 import pandas as pd
 
-from stages.common import UserError, atomic_output, log, run, write_csv, write_json
-from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
-from stages.saved_model import Network, cross_entropy, top_labels
-from stages.statistics import INTERVAL, rounded, wilson_interval
+from stages.core.console import log
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output, write_csv, write_json
+from stages.core.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
+from stages.core.sets import classes, data_source, feature_recipe, load_set
+from stages.core.statistics import INTERVAL, rounded, wilson_interval
+from stages.model.runner import Network, cross_entropy, top_labels
 
 MACRO_F1 = "mean F1 over the labels present in the test set"
 SCORED_ON = "the test tracks that have feature rows (test_tracks_without_rows lists the others)"

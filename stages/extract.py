@@ -4,52 +4,23 @@ Output in data/features/: `features.npy` (n_rows, n_values) float32, one row per
 (features.windows); `tracks.csv` (row i describes row i: track_id, label, window, the window's
 start and duration in s, source); `skipped.csv` (track_id, reason) for the files that could not be used;
 `params.json`, the feature params the rows were made with (features.recipe). From a feature
-table (data.source=table) the rows are the table's (stages/table.py).
+table (data.source=table) the rows are the table's (stages/features/table.py).
 """
 
 import json
 
 import numpy as np
 
-from stages.audio import WINDOW_SECONDS, CannotRead, Unreadable, absolute, readable_here
-from stages.catalogue import SHOWN
-from stages.common import ClipTooShort, UserError, atomic_output, log, progress, run
-from stages.dataset import (Extracted, RowsTable, RowWriter, SkippedTable, in_catalogue_order, is_unused,
-                            read_tracks)
-from stages.features import feature_width, file_rows, recipe, require_weights, worker_features
-from stages.params import load_params
-from stages.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
-from stages.workers import results
-
-
-def _featurize_file(task):
-    """(path, features) -> (rows, seconds, None), or (None, 0, reason) for a file that cannot be used."""
-    path, features = task
-    try:
-        rows, seconds = file_rows(path, features)
-        return rows, seconds, None
-    except ClipTooShort as error:
-        return None, 0, f"too short for the features: {error}"
-    except CannotRead as error:
-        return None, 0, CannotRead(str(error))
-    except Unreadable as error:
-        return None, 0, str(error)
-
-
-def _worker_could_not_read(task, result):
-    """Whether a Dask worker could not read a file that this machine can: the worker's failure, not the file's."""
-    return isinstance(result[2], CannotRead) and readable_here(task[0])
-
-
-def file_results(paths, features, n_jobs=0, scheduler=None):
-    """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order.
-
-    Paths are made absolute here, where they are known to be right: a worker may run in any folder.
-    """
-    tasks = [(absolute(path), worker_features(features)) for path in paths]
-    for rows, seconds, reason in results(_featurize_file, tasks, n_jobs, scheduler, name_of=lambda task: task[0],
-                                         redo_elsewhere=_worker_could_not_read):
-        yield rows, seconds, None if reason is None else str(reason)
+from stages.core.console import log, progress
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output
+from stages.core.params import load_params
+from stages.core.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
+from stages.core.rows import Extracted, RowWriter
+from stages.core.tracks import RowsTable, SkippedTable, in_catalogue_order, is_unused, read_tracks
+from stages.features.audio import WINDOW_SECONDS
+from stages.features.files import feature_width, file_results, recipe, require_weights
+from stages.sources.catalogue import SHOWN
 
 
 def extract(tracks, features, folder, n_jobs=0, scheduler=None):
@@ -89,7 +60,7 @@ def main():
     tracks = in_catalogue_order(read_tracks(RAW_TRACKS))
     with atomic_output(FEATURES) as staging:
         if tracks["source"].iat[0] == "table":
-            from stages.table import extract_table  # a table's code only where a table is read
+            from stages.features.table import extract_table  # a table's code only where a table is read
             extracted, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
         else:
             require_weights(features)

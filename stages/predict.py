@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.audio import AUDIO_SUFFIXES
-from stages.common import UserError, log, run
-from stages.extract import file_results
-from stages.features import WORKER_SETTINGS, require_weights
-from stages.params import load_params
-from stages.paths import MODEL
-from stages.saved_model import Network, top_labels
+from stages.core.console import log
+from stages.core.errors import UserError, run
+from stages.core.params import load_params
+from stages.core.paths import MODEL
+from stages.features.audio import AUDIO_SUFFIXES
+from stages.features.files import WORKER_SETTINGS, file_results, require_weights
+from stages.model.runner import Network, top_labels
 
 
 def classify(rows, network):

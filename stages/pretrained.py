@@ -13,9 +13,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from stages.common import UserError, atomic_output, log, run
-from stages.params import load_params
-from stages.paths import MUSICNN_CHECKPOINT, PRETRAINED
+from stages.core.console import log
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output
+from stages.core.params import load_params
+from stages.core.paths import MUSICNN_CHECKPOINT, PRETRAINED
+
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
 CHECKPOINT_FILES = ("checkpoint", ".index", ".data-00000-of-00001", "config.json")

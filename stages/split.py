@@ -11,11 +11,13 @@ import math
 
 import numpy as np
 
-from stages.common import UserError, atomic_output, log, run
-from stages.dataset import in_catalogue_order, is_unused, read_tracks, write_list
-from stages.gtzan import CLIP_ID
-from stages.params import load_params
-from stages.paths import FAULT_FILTERED, RAW_TRACKS, SPLIT
+from stages.core.console import log
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output
+from stages.core.gtzan import CLIP_ID
+from stages.core.params import load_params
+from stages.core.paths import FAULT_FILTERED, RAW_TRACKS, SPLIT
+from stages.core.tracks import in_catalogue_order, is_unused, read_tracks, write_list
 
 SETS = ("train", "valid", "test")
 SHOWN = 10

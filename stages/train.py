@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from stages.common import UserError, atomic_output, log, run, write_json
-from stages.dataset import classes, data_source, feature_recipe, load_set
-from stages.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
-from stages.network import batches, build_model, save_model, seed_everything, standardization
-from stages.params import load_params
-from stages.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
+from stages.core.console import log
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output, write_json
+from stages.core.params import load_params
+from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
+from stages.core.sets import classes, data_source, feature_recipe, load_set
+from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
+from stages.model.network import batches, build_model, save_model, seed_everything, standardization
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,

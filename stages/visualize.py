@@ -13,12 +13,14 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
-from stages.audio import first_window_seconds, load_audio, windows  # noqa: E402
-from stages.common import atomic_output, run  # noqa: E402
-from stages.dataset import feature_recipe, read_tracks  # noqa: E402
-from stages.features import mfcc_matrix  # noqa: E402
-from stages.params import load_params  # noqa: E402
-from stages.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
+from stages.core.errors import run  # noqa: E402
+from stages.core.files import atomic_output  # noqa: E402
+from stages.core.params import load_params  # noqa: E402
+from stages.core.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
+from stages.core.sets import feature_recipe  # noqa: E402
+from stages.core.tracks import read_tracks  # noqa: E402
+from stages.features.audio import first_window_seconds, load_audio, windows  # noqa: E402
+from stages.features.mfcc import mfcc_matrix  # noqa: E402
 
 
 def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):

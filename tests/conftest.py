@@ -2,8 +2,8 @@
 
 import hashlib
 import http.server
-import json
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from stages.source_demo import write_demo_corpus
+from stages.sources.demo import write_demo_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEMO = {"data.source": "demo", "data.demo.clips_per_genre": 10}
@@ -246,6 +246,20 @@ def repo(tmp_path_factory):
     run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
     repo.output = result.stdout + result.stderr
     return repo
+
+
+def copy_of(repo, folder):
+    """A copy of the repository `repo` at `folder`/repo (its DVC cache too), for a test that changes it: the
+    session's repositories are read by many tests and never changed."""
+    copy = Clone(folder / "repo")
+    shutil.copytree(repo, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture
+def scratch_repo(repo, tmp_path):
+    """A copy of the demo repository after `dvc repro`, this test's own."""
+    return copy_of(repo, tmp_path)
 
 
 @pytest.fixture(scope="session")

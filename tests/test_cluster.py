@@ -5,12 +5,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
+from conftest import PROJECT as PROJECT_DIR
+from conftest import dvc, params_set, run_in, tool_env
 
-from conftest import PROJECT as PROJECT_DIR, dvc, params_set, run_in, tool_env
-from stages.common import UserError
+from stages.core.errors import UserError
 
 
 def free_port():
@@ -48,8 +50,9 @@ class Cluster:
 
     def worker_pids(self):
         """{worker address: pid of the worker process} (under a nanny, the nanny's child) of the workers that answer."""
-        from distributed import Client
         import os
+
+        from distributed import Client
         with Client(self.address, timeout=30, set_as_default=False) as client:
             return client.run(os.getpid, on_error="ignore")
 
@@ -89,7 +92,7 @@ def test_the_cluster_gives_the_rows_of_a_local_run_on_real_clips(gtzan_repo, clu
 
 
 def test_a_file_the_workers_cannot_see_is_that_files_reason(cluster, tmp_path):
-    from stages.extract import file_results
+    from stages.features.files import file_results
     features = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
                 "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
     [(rows, _, reason)] = file_results([tmp_path / "only on the client.wav"], features, scheduler=cluster.address)
@@ -104,9 +107,9 @@ def test_predict_runs_on_the_cluster(repo, cluster):
 
 def test_an_unreachable_scheduler_ends_the_stage_in_one_line_naming_the_address(repo, monkeypatch, capsys):
     import stages.extract
-    import stages.workers
-    from stages.common import run
-    monkeypatch.setattr(stages.workers, "CONNECT_SECONDS", 2)
+    import stages.features.workers
+    from stages.core.errors import run
+    monkeypatch.setattr(stages.features.workers, "CONNECT_SECONDS", 2)
     monkeypatch.chdir(repo)
     with params_set(repo, {"features.scheduler": "tcp://127.0.0.1:9"}), pytest.raises(SystemExit) as stopped:
         run(stages.extract.main)
@@ -117,77 +120,81 @@ def test_an_unreachable_scheduler_ends_the_stage_in_one_line_naming_the_address(
 
 
 def test_a_cluster_without_workers_is_one_line(monkeypatch):
-    import stages.workers
+    import stages.features.workers
     lonely = Cluster.__new__(Cluster)
     lonely.address = f"tcp://127.0.0.1:{free_port()}"
     lonely.scheduler = Cluster._start("scheduler", "--host", "127.0.0.1", "--port", lonely.address.rsplit(":", 1)[1])
     lonely.workers = []
-    monkeypatch.setattr(stages.workers, "WORKERS_SECONDS", 3)
+    monkeypatch.setattr(stages.features.workers, "WORKERS_SECONDS", 3)
     try:
         with pytest.raises(UserError, match=f"the Dask scheduler at {lonely.address} has no workers"):
-            list(stages.workers.results(abs, [1], scheduler=lonely.address))
+            list(stages.features.workers.results(abs, [1], scheduler=lonely.address))
     finally:
         lonely.stop()
 
 
-def test_a_worker_killed_mid_run_has_its_clips_redone_by_the_other(repo):
+def test_a_worker_killed_mid_run_has_its_clips_redone_by_the_other(scratch_repo):
     import os
+
     from distributed import Client
-    local = (repo / "data/features/features.npy").read_bytes()
+    local = (scratch_repo / "data/features/features.npy").read_bytes()
     doomed = Cluster(n_workers=2)
     try:
         pids = doomed.worker_pids()
-        with params_set(repo, {"features.scheduler": doomed.address}):
-            stage = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "extract"], cwd=repo, env=tool_env(),
+        with params_set(scratch_repo, {"features.scheduler": doomed.address}):
+            stage = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "extract"], cwd=scratch_repo, env=tool_env(),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             with Client(doomed.address, timeout=30, set_as_default=False) as client:
                 while not (busy := [worker for worker, keys in client.processing().items() if keys]):
                     assert stage.poll() is None, "the stage ended before any worker had work"
+                    time.sleep(0.05)
             os.kill(pids[busy[0]], signal.SIGKILL)  # a worker with clips in flight, as the OOM killer would
             output = stage.communicate(timeout=600)[0]
             assert stage.returncode == 0, output
     finally:
         doomed.stop()
-    assert (repo / "data/features/features.npy").read_bytes() == local
+    assert (scratch_repo / "data/features/features.npy").read_bytes() == local
 
 
 def test_a_long_lived_cluster_runs_the_code_of_each_run(cluster, monkeypatch):
-    import stages.workers
+    import stages.features.workers
 
     def code_version(task):  # local, so that Dask sends it by value
-        import stages.paths
-        return stages.paths.VERSION
+        import stages.core.paths
+        return stages.core.paths.VERSION
 
-    package = stages.workers._package
+    package = stages.features.workers._package
     for version in ("first", "second"):
         def edited(folder, version=version):
-            """The package as a later edit of stages/paths.py would leave it."""
+            """The package as a later edit of stages/core/paths.py would leave it."""
             archive = package(folder)
-            source = stages.workers.Path(stages.paths.__file__).read_text() + f"\nVERSION = {version!r}\n"
+            source = stages.features.workers.Path(stages.core.paths.__file__).read_text() + f"\nVERSION = {version!r}\n"
             with zipfile.ZipFile(archive) as old, zipfile.ZipFile(f"{archive}.new", "w") as new:
                 for name in old.namelist():
-                    new.writestr(name, source if name == "stages/paths.py" else old.read(name))
-            return stages.workers.Path(f"{archive}.new").replace(archive)
-        monkeypatch.setattr(stages.workers, "_package", edited)
-        assert list(stages.workers.results(code_version, [0, 1], scheduler=cluster.address)) == [version] * 2
+                    new.writestr(name, source if name == "stages/core/paths.py" else old.read(name))
+            return stages.features.workers.Path(f"{archive}.new").replace(archive)
+        monkeypatch.setattr(stages.features.workers, "_package", edited)
+        assert list(stages.features.workers.results(code_version, [0, 1], scheduler=cluster.address)) == [version] * 2
 
 
 FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
 DRIVER = ("import json, sys\n"
-          "from stages.common import run\n"
-          "from stages.extract import file_results\n"
+          "from stages.core.errors import run\n"
+          "from stages.features.files import file_results\n"
           "def main():\n"
           "    done = list(file_results(sys.argv[3:], json.loads(sys.argv[2]), scheduler=sys.argv[1]))\n"
           "    print(json.dumps([reason for _, _, reason in done]))\n"
           "run(main)\n")
 
 
-def drive(scheduler, paths, timeout=240):
-    """Run extract's file_results on the cluster from a fresh driver process; a hang fails the test after `timeout`."""
+def drive(scheduler, paths, timeout=240, temporary=None):
+    """Run extract's file_results on the cluster from a fresh driver process, with `temporary` as its temporary
+    folder if given; a hang fails the test after `timeout`."""
     from conftest import PROJECT
+    env = tool_env() | ({"TMPDIR": str(temporary)} if temporary else {})
     return subprocess.run([sys.executable, "-c", DRIVER, scheduler, json.dumps(FEATURES), *map(str, paths)],
-                          cwd=PROJECT, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +281,8 @@ def test_the_scheduler_lost_mid_run_is_one_line(clips):
         from distributed import Client
         with Client(cluster.address, timeout=30, set_as_default=False) as client:
             while not any(client.processing().values()):  # the run has work on the cluster
-                pass
+                assert driver.poll() is None, "the run ended before the cluster had work"
+                time.sleep(0.05)
         cluster.scheduler.kill()
         _, error = driver.communicate(timeout=240)
         assert driver.returncode == 1 and "Traceback" not in error, error
@@ -283,12 +291,11 @@ def test_the_scheduler_lost_mid_run_is_one_line(clips):
         cluster.stop()
 
 
-def test_the_code_folders_of_killed_runs_are_removed(cluster, clips):
-    import tempfile
-    from pathlib import Path
-    left = Path(tempfile.gettempdir()) / "genre-pipeline-code-999999999-abc"
-    left.mkdir(exist_ok=True)
+def test_the_code_folders_of_killed_runs_are_removed(cluster, clips, tmp_path):
+    # a temporary folder of the run's own: a shared /tmp may hold other runs' live code folders
+    left = tmp_path / "genre-pipeline-code-999999999-abc"
+    left.mkdir()
     (left / "stages.zip").write_bytes(b"PK")
-    assert drive(cluster.address, clips[:1]).returncode == 0
+    assert drive(cluster.address, clips[:1], temporary=tmp_path).returncode == 0
     assert not left.exists()
-    assert not list(Path(tempfile.gettempdir()).glob("genre-pipeline-code-*"))
+    assert not list(tmp_path.glob("genre-pipeline-code-*"))

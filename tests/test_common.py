@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROJECT, set_dotted, tool_env
-from stages.common import UserError, atomic_output, progress, run
-from stages.params import load_params, validate
+
+from stages.core.console import progress
+from stages.core.errors import UserError, run
+from stages.core.files import atomic_output
+from stages.core.params import load_params, validate
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 

@@ -7,12 +7,12 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import dvc, run_in
 from scipy.stats import binomtest
 
-from conftest import dvc, run_in
-from stages.common import UserError
 from stages.compare import compare, paired_outcomes, verdict
-from stages.statistics import mcnemar_p, paired_difference_interval, wilson_interval
+from stages.core.errors import UserError
+from stages.core.statistics import mcnemar_p, paired_difference_interval, wilson_interval
 
 
 def predictions(outcomes, labels=("rock", "jazz")):

@@ -5,23 +5,21 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import PROJECT, set_dotted, write_params
 
 
 def imported_modules(module, found=None):
-    """The project files that importing `module` ("stages.extract") loads, itself and its package included."""
+    """The project files that importing `module` ("stages.extract") loads, itself and its packages included."""
     found = set() if found is None else found
     path = f"{module.replace('.', '/')}.py"
     if path in found:
         return found
-    found |= {path, "stages/__init__.py"}
+    parts = module.split(".")
+    found |= {path} | {"/".join(parts[:depth]) + "/__init__.py" for depth in range(1, len(parts))}
     for node in ast.walk(ast.parse((PROJECT / path).read_text())):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module == "stages":
-            names = [f"stages.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
             names = [node.module]
         for name in names:
@@ -57,13 +55,16 @@ SOURCES = ("gtzan", "demo", "folder", "table", "fma")
 
 
 def download_modules(source):
-    """What `download` must depend on under `source`: its source module and the helpers of every source.
+    """What `download` must depend on under `source`: stages/download.py, the source's module, and the helpers of
+    every source.
 
     dvc.yaml names the active source's module with ${data.source}, but cannot list the rest per
     source: the helpers any source imports are listed for all of them.
     """
-    helpers = set().union(*(imported_modules(f"stages.source_{other}") for other in SOURCES))
-    return {path for path in helpers if not path.startswith("stages/source_")} | {f"stages/source_{source}.py"}
+    sources = {f"stages/sources/{other}.py" for other in SOURCES}
+    helpers = set().union(imported_modules("stages.download"),
+                          *(imported_modules(f"stages.sources.{other}") for other in SOURCES))
+    return (helpers - sources) | {f"stages/sources/{source}.py"}
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
@@ -74,13 +75,16 @@ def test_every_stage_depends_on_exactly_the_modules_it_imports(setting, tmp_path
         assert declared == expected, f"stage {stage}"
 
 
-def test_the_download_stage_runs_the_active_sources_module(tmp_path):
-    assert resolved_stages(tmp_path / "demo", {"data.source": "demo"})["download"][0] == "stages.source_demo"
-    assert resolved_stages(tmp_path / "folder", {"data.source": "folder"})["download"][0] == "stages.source_folder"
+def test_the_download_stage_depends_on_the_active_sources_module(tmp_path):
+    demo = resolved_stages(tmp_path / "demo", {"data.source": "demo"})["download"][1]
+    folder = resolved_stages(tmp_path / "folder", {"data.source": "folder"})["download"][1]
+    assert "stages/sources/demo.py" in demo and "stages/sources/folder.py" not in demo
+    assert "stages/sources/folder.py" in folder and "stages/sources/demo.py" not in folder
 
 
 def test_imports_are_followed_through_other_project_modules():
-    assert {"stages/audio.py", "stages/common.py", "stages/paths.py"} <= imported_modules("stages.catalogue")
+    assert {"stages/features/audio.py", "stages/core/files.py", "stages/core/paths.py"} <= imported_modules(
+        "stages.sources.catalogue")
 
 
 # ---------------------------------------------------------------- the params side
@@ -147,12 +151,16 @@ def declared_leaves(params, declared):
 def params_read(repo, module, monkeypatch):
     """The dotted params keys that running `module`'s main() in `repo` reads."""
     import importlib
-    import stages.params
+
+    import stages.core.params
     monkeypatch.chdir(repo)
     read = set()
-    real = stages.params.load_params
+    real = stages.core.params.load_params
     module = importlib.import_module(module)
-    monkeypatch.setattr(module, "load_params", lambda *args: TracedParams(real(*args), read), raising=False)
+    # stages.download runs a source's main(), which loads the params itself
+    for name in [module.__name__, *(f"stages.sources.{source}" for source in SOURCES)]:
+        monkeypatch.setattr(importlib.import_module(name), "load_params",
+                            lambda *args: TracedParams(real(*args), read), raising=False)
     module.main()
     return read
 

@@ -9,13 +9,13 @@ import tarfile
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import PROJECT, clip_members, make_tar_gz, make_zip, with_appledouble_files
-from stages.archive import download_path
-from stages.common import UserError, run
-from stages.gtzan import GENRES
-from stages.source_demo import make_demo
-from stages.source_gtzan import download
+
+from stages.core.errors import UserError, run
+from stages.core.gtzan import GENRES
+from stages.sources.archive import download_path
+from stages.sources.demo import make_demo
+from stages.sources.gtzan import download
 
 CHECKSUMS = PROJECT / "data/gtzan/checksums.tsv"
 
@@ -213,12 +213,12 @@ def test_a_reply_cut_short_without_length_is_removed_so_the_next_run_fetches_aga
 
 def test_a_full_disk_during_a_download_is_a_full_disk_and_no_mirror_is_tried(server, tiny_archive, run_download,
                                                                              monkeypatch):
-    import stages.archive
+    import stages.sources.archive
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
 
     def full(url, part):
         raise OSError(errno.ENOSPC, "No space left on device", str(part))
-    monkeypatch.setattr(stages.archive, "fetch", full)
+    monkeypatch.setattr(stages.sources.archive, "fetch", full)
     with pytest.raises(OSError) as error:
         run_download(gtzan_params(server.url("/genres.tar.gz"), mirrors=[server.url("/mirror.tar.gz")]))
     assert error.value.errno == errno.ENOSPC

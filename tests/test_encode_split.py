@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common import UserError
-from stages.dataset import listed_tracks, write_list
+from stages.core.errors import UserError
+from stages.core.gtzan import GENRES
+from stages.core.tracks import listed_tracks, write_list
 from stages.encode import one_hot
-from stages.gtzan import GENRES
 from stages.split import check_labels, listed_split, random_split, split, stratified_split
 
 

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import PROJECT
-import stages.extract
-import stages.features
-import stages.workers
-from stages.audio import windows
-from stages.common import ClipTooShort, UserError
-from stages.dataset import RowWriter, read_tracks
+
+import stages.features.files
+import stages.features.workers
+from stages.core.errors import UserError
+from stages.core.rows import RowWriter
+from stages.core.tracks import read_tracks
 from stages.extract import extract
-from stages.features import mfcc_matrix, mfcc_values
+from stages.features.audio import ClipTooShort, windows
+from stages.features.mfcc import mfcc_matrix, mfcc_values
 
 FEATURES = {"kind": "mfcc", "sample_rate": 22050, "windows": "first",
             "mfcc": {"n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_values": 25000}}
@@ -98,8 +98,8 @@ def test_windows_first_decodes_only_the_start_of_a_long_file(tmp_path, monkeypat
     song.parent.mkdir(parents=True)
     sf.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, 22050 * 600).astype(np.float32), 22050)
     decoded = []
-    load_audio = stages.features.load_audio
-    monkeypatch.setattr(stages.features, "load_audio", lambda *args, **kwargs: decoded.append(
+    load_audio = stages.features.files.load_audio
+    monkeypatch.setattr(stages.features.files, "load_audio", lambda *args, **kwargs: decoded.append(
         len(y := load_audio(*args, **kwargs))) or y)
     matrix, _, _ = run_extract([song], tmp_path / "first", n_jobs=1)
     assert matrix.shape == (1, 25000) and decoded == [22050 * 32]
@@ -178,7 +178,7 @@ def test_row_order_does_not_depend_on_the_number_of_workers(corpus_with_bad_clip
 
 def test_workers_from_the_fork_server_give_the_same_rows(corpus_with_bad_clips, tmp_path, monkeypatch):
     one, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "one", n_jobs=1)
-    monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: False)  # as where TensorFlow already runs
+    monkeypatch.setattr(stages.features.workers, "_fork_is_safe", lambda: False)  # as where TensorFlow already runs
     served, _, _ = run_extract(corpus_with_bad_clips, tmp_path / "served", n_jobs=2)
     np.testing.assert_array_equal(one, served)
 
@@ -186,21 +186,21 @@ def test_workers_from_the_fork_server_give_the_same_rows(corpus_with_bad_clips, 
 def test_an_error_that_is_not_about_the_file_stops_the_stage(corpus_with_bad_clips, tmp_path, monkeypatch):
     def broken(path, features):
         raise KeyError("a bug, not a bad file")
-    monkeypatch.setattr(stages.extract, "file_rows", broken)
+    monkeypatch.setattr(stages.features.files, "file_rows", broken)
     with pytest.raises(KeyError, match="a bug"):
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=1)
 
 
 def test_a_worker_that_dies_ends_the_stage_with_one_line_not_a_hang(corpus_with_bad_clips, tmp_path, monkeypatch):
-    real = stages.extract.file_rows
+    real = stages.features.files.file_rows
 
     def dying(path, features):
         if path.endswith("b.wav"):
             os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
         return real(path, features)
-    monkeypatch.setattr(stages.extract, "file_rows", dying)
+    monkeypatch.setattr(stages.features.files, "file_rows", dying)
     # forked workers, so that they see the patch (where TensorFlow already runs, a fork server's would not)
-    monkeypatch.setattr(stages.workers, "_fork_is_safe", lambda: True)
+    monkeypatch.setattr(stages.features.workers, "_fork_is_safe", lambda: True)
     with pytest.raises(UserError, match="a worker process died .* with .*/b.wav.* in flight") as error:
         run_extract(corpus_with_bad_clips, tmp_path / "out", n_jobs=2)
     assert "\n" not in str(error.value)
@@ -213,7 +213,7 @@ def test_local_workers_start_safely_where_tensorflow_already_runs(corpus_with_ba
              "import tensorflow as tf\n"
              "tf.constant(1.0) + 1  # TensorFlow's thread pools now run\n"
              "import numpy as np\n"
-             "from stages.extract import file_results\n"
+             "from stages.features.files import file_results\n"
              "rows = [r for r, _, reason in file_results(sys.argv[2:], json.loads(sys.argv[1]), n_jobs=2)"
              " if reason is None]\n"
              "np.save(sys.argv[2] + '.npy', np.concatenate(rows))\n")

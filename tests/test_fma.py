@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import clone_project, dvc, run_in, serving
-from stages.common import UserError
-from stages.source_fma import download
+
+from stages.core.errors import UserError
+from stages.sources.fma import download
 
 GENRES = {"hiphop": "Hip-Hop", "rock": "Rock", "country": "Old-Time / Historic", "classical": "Classical"}
 SPLITS = ["training", "training", "training", "validation", "test"]

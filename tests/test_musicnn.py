@@ -5,10 +5,11 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import PROJECT, run_in
-from stages.common import ClipTooShort, UserError
-from stages.musicnn import LAYERS, TAGS, build_model, load_weights, log_mel_patches, patch_outputs
+
+from stages.core.errors import UserError
+from stages.features.audio import ClipTooShort
+from stages.features.musicnn import LAYERS, TAGS, build_model, load_weights, log_mel_patches, patch_outputs
 from stages.pretrained import WHEEL, download_wheel, unpack_checkpoint
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import changed_stages, clone_project, params_set, run_in
-from stages.common import UserError
-from stages.dataset import in_catalogue_order
-from stages.source_folder import folder_catalogue, scan
+
+from stages.core.errors import UserError
+from stages.core.tracks import in_catalogue_order
+from stages.sources.folder import folder_catalogue, scan
 from stages.split import random_split
 
 LABELS = {"calme étude": ["classical", "jazz"], "hip hop": ["hiphop", "disco", "reggae"],

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import changed_stages, dvc, md5, params_set, run_in
-from stages.dataset import read_tracks, write_list
+
+from stages.core.tracks import read_tracks, write_list
 from stages.split import candidates, split
 
 CHATTER = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN_OPTS|cuda|CUDA|cuDNN|TensorRT|cpu_feature_guard|I0000 ")
@@ -120,30 +120,30 @@ def test_changing_epochs_leaves_the_data_stages_unchanged(repo):
         assert changed_stages(repo) == {"train"}, "evaluate follows once train's outputs change"
 
 
-def test_a_bad_param_stops_the_stage_with_one_clear_line(repo):
-    with params_set(repo, {"epochs": -1}):
-        result = dvc(repo, "repro", "train", check=False)
+def test_a_bad_param_stops_the_stage_with_one_clear_line(scratch_repo):
+    with params_set(scratch_repo, {"epochs": -1}):
+        result = dvc(scratch_repo, "repro", "train", check=False)
     assert result.returncode != 0
     assert "error: params.yaml: 'epochs' must be an integer >= 1, got -1" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_exp_run_with_epochs_then_show_and_diff(repo):
-    ran = dvc(repo, "exp", "run", "-S", "epochs=4", "-n", "four").stdout
+def test_exp_run_with_epochs_then_show_and_diff(scratch_repo):
+    ran = dvc(scratch_repo, "exp", "run", "-S", "epochs=4", "-n", "four").stdout
     assert set(re.findall(r"Running stage '(\w+)'", ran)) == {"train", "evaluate"}
-    assert read_json(repo / "metrics/train.json")["epochs"] == 4
+    assert read_json(scratch_repo / "metrics/train.json")["epochs"] == 4
 
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
     experiments = [exp for row in shown for exp in (row.get("experiments") or [])]
     four = next(run["revs"][0] for run in experiments if run.get("name") == "four")
     assert four["data"]["params"]["params.yaml"]["data"]["epochs"] == 4
     assert "accuracy" in four["data"]["metrics"]["metrics/eval.json"]["data"]
 
-    against_commit = json.loads(dvc(repo, "metrics", "diff", "HEAD", "--json").stdout)
+    against_commit = json.loads(dvc(scratch_repo, "metrics", "diff", "HEAD", "--json").stdout)
     assert against_commit["metrics/train.json"]["epochs"] == {"old": 10, "new": 4, "diff": -6}
 
-    dvc(repo, "exp", "run", "-S", "epochs=2", "-n", "two")
-    between = json.loads(dvc(repo, "metrics", "diff", "four", "two", "--json").stdout)
+    dvc(scratch_repo, "exp", "run", "-S", "epochs=2", "-n", "two")
+    between = json.loads(dvc(scratch_repo, "metrics", "diff", "four", "two", "--json").stdout)
     assert between["metrics/train.json"]["epochs"] == {"old": 4, "new": 2, "diff": -2}
 
 
@@ -157,17 +157,17 @@ def test_plots_show_writes_a_page_with_every_plot(repo):
     assert sum("mfcc" in name for name in images) == 10
 
 
-def test_a_queued_sweep_runs_with_queue_start(repo):
-    dvc(repo, "exp", "run", "--queue", "-S", "epochs=5,6")
-    dvc(repo, "queue", "start")
+def test_a_queued_sweep_runs_with_queue_start(scratch_repo):
+    dvc(scratch_repo, "exp", "run", "--queue", "-S", "epochs=5,6")
+    dvc(scratch_repo, "queue", "start")
     deadline = time.time() + 900
     while time.time() < deadline:
-        status = dvc(repo, "queue", "status").stdout
+        status = dvc(scratch_repo, "queue", "status").stdout
         if not re.search(r"\b(Queued|Running)\b", status):
             break
         time.sleep(5)
     assert status.count("Success") == 2, status
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
     epochs = {run["revs"][0]["data"]["params"]["params.yaml"]["data"]["epochs"]
               for row in shown for run in (row.get("experiments") or [])}
     assert {5, 6} <= epochs
@@ -235,11 +235,11 @@ def test_a_verified_archive_is_not_fetched_again_when_the_stage_re_runs(gtzan_re
 def test_the_demo_params_are_not_dependencies_of_the_gtzan_download(gtzan_repo):
     with params_set(gtzan_repo, {"data.demo.seed": 3, "data.demo.clips_per_genre": 20}):
         assert "download" not in changed_stages(gtzan_repo)
-    (gtzan_repo / "stages/source_demo.py").write_text("# the demo synthesiser, edited\n")
+    (gtzan_repo / "stages/sources/demo.py").write_text("# the demo synthesiser, edited\n")
     try:
         assert "download" not in changed_stages(gtzan_repo)
     finally:
-        run_in(gtzan_repo, "git", "checkout", "stages/source_demo.py")
+        run_in(gtzan_repo, "git", "checkout", "stages/sources/demo.py")
 
 
 def test_musicnn_embeddings_run_through_the_whole_pipeline(gtzan_repo):
@@ -259,13 +259,16 @@ def test_musicnn_embeddings_run_through_the_whole_pipeline(gtzan_repo):
         dvc(gtzan_repo, "checkout", "--force")
 
 
-def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_were(repo):
+def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_were(scratch_repo):
     import os
     import signal
     import subprocess
+
     from conftest import tool_env
-    stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=repo, env=tool_env(), text=True,
-                             stderr=subprocess.PIPE, start_new_session=True)
+    # SIGINT's default action in the stage, whatever this process inherited (a background job ignores it)
+    stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=scratch_repo, env=tool_env(), text=True,
+                             stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in stage.stderr:
         if "clips (" in line:  # workers are busy: Ctrl-C goes to the whole process group, as a terminal sends it
             os.killpg(stage.pid, signal.SIGINT)
@@ -274,5 +277,5 @@ def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_
     assert stage.wait(timeout=60) == 130
     assert rest.strip().splitlines()[-1] == "interrupted: nothing half-written was kept; run again to resume"
     assert "Traceback" not in rest and "Process " not in rest, rest
-    assert not list((repo / "data").glob(".features.tmp-*"))
-    assert changed_stages(repo) == set()
+    assert not list((scratch_repo / "data").glob(".features.tmp-*"))
+    assert changed_stages(scratch_repo) == set()

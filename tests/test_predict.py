@@ -10,16 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import PROJECT, write_params
-from stages.common import run
-from stages.extract import file_results
-from stages.features import recipe
-from stages.gtzan import GENRES
-from stages.network import build_model, save_model, seed_everything
-from stages.params import load_params
+
+from stages.core.errors import run
+from stages.core.gtzan import GENRES
+from stages.core.params import load_params
+from stages.features.files import file_results, recipe
+from stages.model.network import build_model, save_model, seed_everything
+from stages.model.runner import Network
 from stages.predict import classify, main
-from stages.saved_model import Network
 
 SR = 22050
 FEATURES = {"kind": "mfcc", "sample_rate": SR, "windows": "all",

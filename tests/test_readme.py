@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import PROJECT, clone_project, run_in
 
 README = (PROJECT / "README.md").read_text()

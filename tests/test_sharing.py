@@ -12,8 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from conftest import PROJECT, dvc, md5, run_in, tool_env
+from conftest import PROJECT, copy_of, dvc, md5, run_in, tool_env
 
 
 def free_port():
@@ -71,6 +70,7 @@ def team(repo, sshd, tmp_path_factory):
     """Clone A (the demo repository after `dvc repro`) with a bare git origin and two DVC remotes,
     a folder and SSH, both holding A's data (`dvc push`); and an experiment of A's, `shared`."""
     folder = tmp_path_factory.mktemp("team")
+    repo = copy_of(repo, folder)
     run_in(folder, "git", "init", "-q", "--bare", "-b", "main", "origin.git")
     run_in(repo, "git", "remote", "add", "origin", str(folder / "origin.git"))
     dvc(repo, "remote", "add", "-d", "folder", str(folder / "folder-remote"))
@@ -172,7 +172,7 @@ def test_plots_show_draws_all_three_charts_offline_from_a_copied_folder(repo, tm
     assert "cdn.jsdelivr.net" not in page.read_text()
     dom = chromium(page, tmp_path / "profile", "--dump-dom").stdout
     assert dom.count('class="vega-embed') == 3 and dom.count("<canvas") == 3, dom[-3000:]
-    screenshot = Path(os.environ.get("PLOTS_SCREENSHOT", PROJECT / "test-artifacts/offline-plots.png"))
+    screenshot = Path(os.environ.get("PLOTS_SCREENSHOT", tmp_path / "offline-plots.png"))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     chromium(page, tmp_path / "profile", f"--screenshot={screenshot}")
     with capsys.disabled():  # shown whatever pytest captures: the artifact's path

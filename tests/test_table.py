@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import PROJECT, clone_project, dvc, params_set, run_in
-from stages.common import UserError
-from stages.gtzan import GENRES
+
+from stages.core.errors import UserError
+from stages.core.gtzan import GENRES
+from stages.features.table import catalogue_rows, extract_table
 from stages.split import listed_split
-from stages.table import catalogue_rows, extract_table
 
 REAL = Path(os.environ.get("GTZAN_REAL_DIR", PROJECT.parent / "shared" / "gtzan-real"))
 DESCRIPTORS = ["tempo", "rms_mean", "centroid_mean", "centroid_var"]

@@ -13,7 +13,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from stages.common import ClipTooShort, no_space_left, redirect_fd
+from stages.core.console import redirect_fd
+from stages.core.errors import no_space_left
 
 AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
 """What the folder source and predict look for; anything librosa decodes."""
@@ -27,6 +28,10 @@ so that GTZAN's rows stay the seed's byte for byte. A longer file is cut into ex
 
 DECODE_ERRORS = (sf.SoundFileError, audioread.exceptions.DecodeError, EOFError)
 """What the decoders raise for a file that is not audio they can read (EOFError: audioread finds no stream)."""
+
+
+class ClipTooShort(ValueError):
+    """The audio is too short for the features asked for."""
 
 
 class Unreadable(Exception):

@@ -1,6 +1,6 @@
-"""Stage `download` with data.source=table: the tracks of a feature table computed elsewhere.
+"""Source `table` (run by stage `download`): the tracks of a feature table computed elsewhere.
 
-`data.table` is a CSV of features, one row per track or per window of a track (stages/table.py
+`data.table` is a CSV of features, one row per track or per window of a track (stages/features/table.py
 says which columns mean what). The table is read in place: `data/raw/tracks.csv`
 (catalogue.COLUMNS) lists its tracks and labels, each with the table's path and md5, so that
 any edit of the table re-runs extract. DVC hashes the table as a dependency of this stage.
@@ -8,10 +8,10 @@ any edit of the table re-runs extract. DVC hashes the table as a dependency of t
 
 import pandas as pd
 
-from stages.catalogue import COLUMNS, write_catalogue
-from stages.common import file_digest, run
-from stages.params import load_params
-from stages.table import catalogue_rows
+from stages.core.files import file_digest
+from stages.core.params import load_params
+from stages.features.table import catalogue_rows
+from stages.sources.catalogue import COLUMNS, write_catalogue
 
 
 def table_catalogue(path):
@@ -23,7 +23,3 @@ def table_catalogue(path):
 
 def main():
     write_catalogue(table_catalogue(load_params()["data"]["table"]))
-
-
-if __name__ == "__main__":
-    run(main)

@@ -11,9 +11,9 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from stages.common import ClipTooShort
-from stages.keras_import import keras_and_tensorflow
-from stages.paths import MUSICNN_CHECKPOINT
+from stages.core.paths import MUSICNN_CHECKPOINT
+from stages.features.audio import ClipTooShort
+from stages.model.keras_import import keras_and_tensorflow
 
 SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, PATCH_FRAMES = 16000, 512, 256, 96, 187
 TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",

@@ -2,9 +2,10 @@
 
 import pandas as pd
 
-from stages.audio import Unreadable, audio_md5
-from stages.common import atomic_output, log, progress
-from stages.paths import RAW, RAW_TRACKS
+from stages.core.console import log, progress
+from stages.core.files import atomic_output
+from stages.core.paths import RAW, RAW_TRACKS
+from stages.features.audio import Unreadable, audio_md5
 
 COLUMNS = ["track_id", "label", "path", "md5", "status", "source"]
 """path: where the audio is, relative to the repository (or absolute); status: "ok" or why it is suspect."""

@@ -1,6 +1,6 @@
 """The seed's network in Keras: building, seeding, feeding it from disk, and saving it with what it was trained on.
 
-What runs a saved network (evaluate, predict) is stages/saved_model.py, with NumPy only.
+What runs a saved network (evaluate, predict) is stages/model/runner.py, with NumPy only.
 """
 
 import io
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import UserError, atomic_output
-from stages.keras_import import keras_and_tensorflow
-from stages.saved_model import ACTIVATIONS, LAYERS, RECORD, STANDARDIZATION
+from stages.core.errors import UserError
+from stages.core.files import atomic_output
+from stages.model.keras_import import keras_and_tensorflow
+from stages.model.runner import ACTIVATIONS, LAYERS, RECORD, STANDARDIZATION
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -60,7 +61,7 @@ def save_model(model, path, features, classes, standardized=None):
     """Save `model` to `path` with its `features` recipe, `classes` and `standardized` (mean, scale) or None,
     the same bytes for the same weights.
 
-    Raises UserError for a layer or activation that saved_model.Network cannot run, so that no
+    Raises UserError for a layer or activation that runner.Network cannot run, so that no
     model is saved that evaluate would refuse. Keras stamps the save time and the memory addresses
     of shared objects into the file: the time is left out, the addresses numbered in order, and
     the zip's dates fixed.
@@ -70,7 +71,7 @@ def save_model(model, path, features, classes, standardized=None):
         activation = getattr(getattr(layer, "activation", None), "__name__", None)
         if layer.__class__.__name__ != "Dense" or activation not in ACTIVATIONS:
             raise UserError(f"layer '{layer.name}' ({layer.__class__.__name__}, activation {activation}) cannot be "
-                            f"run by stages/saved_model.py: it runs Dense layers with {', '.join(ACTIVATIONS)}")
+                            f"run by stages/model/runner.py: it runs Dense layers with {', '.join(ACTIVATIONS)}")
     with tempfile.TemporaryDirectory() as folder, atomic_output(path) as fixed:
         keras_file = Path(folder) / "model.keras"
         model.save(keras_file)

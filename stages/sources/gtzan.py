@@ -1,8 +1,8 @@
-"""Stage `download` with data.source=gtzan: the GTZAN archive into data/raw/, with a per-clip checksum report.
+"""Source `gtzan` (run by stage `download`): the GTZAN archive into data/raw/, with a per-clip checksum report.
 
 Output: `data/raw/genres/<genre>/<clip>` as GTZAN names them, and `data/raw/tracks.csv`
 (catalogue.COLUMNS). The archive comes from the first of `data.gtzan.url` and
-`data.gtzan.mirrors` that gives one with its declared checksum (stages/archive.py); whatever
+`data.gtzan.mirrors` that gives one with its declared checksum (stages/sources/archive.py); whatever
 archive is accepted, every clip is then checked against the official per-clip list.
 """
 
@@ -11,12 +11,14 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from stages.archive import TAR_ERRORS, members, obtain_archive
-from stages.catalogue import clip_catalogue, summarize
-from stages.common import CHUNK, UserError, atomic_output, log, remove, run
-from stages.gtzan import GENRES
-from stages.params import load_params
-from stages.paths import DOWNLOADS, GTZAN_CHECKSUMS, RAW, RAW_TRACKS
+from stages.core.console import log
+from stages.core.errors import UserError
+from stages.core.files import CHUNK, atomic_output, remove
+from stages.core.gtzan import GENRES
+from stages.core.params import load_params
+from stages.core.paths import DOWNLOADS, GTZAN_CHECKSUMS, RAW, RAW_TRACKS
+from stages.sources.archive import TAR_ERRORS, members, obtain_archive
+from stages.sources.catalogue import clip_catalogue, summarize
 
 CLIP_NAME = re.compile(rf"^({'|'.join(GENRES)})\.\d{{5}}\.(au|wav)$")
 OFFLINE_HELP = ("Without network: download genres.tar.gz by hand and set data.gtzan.url to its path in "
@@ -91,7 +93,3 @@ def download(gtzan, raw=RAW, downloads=DOWNLOADS, checksums=GTZAN_CHECKSUMS):
 
 def main():
     download(load_params()["data"]["gtzan"])
-
-
-if __name__ == "__main__":
-    run(main)

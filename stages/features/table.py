@@ -16,10 +16,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from stages.audio import AUDIO_SUFFIXES
-from stages.common import UserError
-from stages.dataset import Extracted, RowsTable, RowWriter, SkippedTable
-from stages.paths import FEATURE_MATRIX, FEATURE_TRACKS, SKIPPED
+from stages.core.errors import UserError
+from stages.core.paths import FEATURE_MATRIX, FEATURE_TRACKS, SKIPPED
+from stages.core.rows import Extracted, RowWriter
+from stages.core.tracks import RowsTable, SkippedTable
+from stages.features.audio import AUDIO_SUFFIXES
 
 CHUNK_ROWS = 20_000
 """Rows read at a time: about 10 MB of a table of 60 columns."""

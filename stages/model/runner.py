@@ -1,6 +1,6 @@
 """Running a saved model with NumPy: its probabilities, its loss, its best guesses.
 
-Evaluate and predict run the network `train` saved (stages/network.py) without TensorFlow: a
+Evaluate and predict run the network `train` saved (stages/model/network.py) without TensorFlow: a
 Dense stack is two matrix products, and importing TensorFlow would cost each of them 3 s
 (measured in benchmarks/iteration_speed.py). model.keras records, beside Keras's own files, what
 the network was trained on and its layers as .npy arrays: the members named here.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import UserError
+from stages.core.errors import UserError
 
 RECORD = "pipeline.json"
 """The member that records the feature recipe, the classes, the layers' activations and the standardization."""

@@ -24,7 +24,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from stages.common import redirect_fd
+from stages.core.console import redirect_fd
 
 CHATTER = (
     r"All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on|"
@@ -32,9 +32,11 @@ CHATTER = (
     r"Could not find cuda drivers|cuda_executor|failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
     r"TF-TRT Warning|GPU will not be used|computation_placer")
 """TensorFlow's known start-up lines, and only those."""
-FIT_NOISE = r"NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition"
-"""An ERROR line this Keras's tf.data pipeline makes this TensorFlow print at every fit: a newer graph attribute
-that the older op ignores, as the line itself says. Nothing else is dropped during a fit."""
+FIT_NOISE = (CHATTER + r"|NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition")
+"""What TensorFlow prints during a fit and is not news: its start-up lines, which some machines print only at the
+first epoch (absl's "All log messages before absl::InitializeLog() is called"), and an ERROR line this Keras's
+tf.data pipeline makes this TensorFlow print at every fit (a newer graph attribute that the older op ignores, as the
+line itself says). Every other line, a real error among them, is shown."""
 
 FILTER = ("import re, sys\n"
           "chatter = re.compile(sys.argv[1])\n"

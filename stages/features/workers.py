@@ -31,7 +31,8 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from stages.common import UserError, remove
+from stages.core.errors import UserError
+from stages.core.files import remove
 
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 20

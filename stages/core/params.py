@@ -6,9 +6,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
-from stages.common import UserError
-from stages.paths import PARAMS
-
+from stages.core.errors import UserError
+from stages.core.paths import PARAMS
 
 # ---------------------------------------------------------------- archive URLs
 

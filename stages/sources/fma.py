@@ -1,7 +1,7 @@
-"""Stage `download` with data.source=fma: the Free Music Archive (Defferrard et al., ISMIR 2017).
+"""Source `fma` (run by stage `download`): the Free Music Archive (Defferrard et al., ISMIR 2017).
 
 Gets `fma_metadata.zip` and `fma_<subset>.zip` (data.fma.subset: small, medium, large or full)
-with the downloader every source uses (stages/archive.py: mirrors, local paths, the checksum of
+with the downloader every source uses (stages/sources/archive.py: mirrors, local paths, the checksum of
 each URL, resumed downloads). The audio is read where it lies: FMA's zips store their MP3s
 uncompressed, so each track's path in `data/raw/tracks.csv` names its member of the verified zip
 (`<zip>::fma_small/000/000002.mp3`) and no second copy is ever unpacked.
@@ -17,12 +17,12 @@ import zipfile
 
 import pandas as pd
 
-from stages.archive import obtain_archive
-from stages.audio import IN_ARCHIVE
-from stages.catalogue import COLUMNS, write_catalogue
-from stages.common import UserError, run
-from stages.params import load_params
-from stages.paths import DOWNLOADS, RAW
+from stages.core.errors import UserError
+from stages.core.params import load_params
+from stages.core.paths import DOWNLOADS, RAW
+from stages.features.audio import IN_ARCHIVE
+from stages.sources.archive import obtain_archive
+from stages.sources.catalogue import COLUMNS, write_catalogue
 
 SUBSETS = ("small", "medium", "large", "full")
 """FMA's subsets, each inside the next but full (the untrimmed audio of large's tracks)."""
@@ -96,7 +96,3 @@ def download(fma, raw=RAW, downloads=DOWNLOADS):
 
 def main():
     download(load_params()["data"]["fma"])
-
-
-if __name__ == "__main__":
-    run(main)

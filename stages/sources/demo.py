@@ -1,4 +1,4 @@
-"""Stage `download` with data.source=demo: a synthetic GTZAN-shaped corpus, made offline.
+"""Source `demo` (run by stage `download`): a synthetic GTZAN-shaped corpus, made offline.
 
 Every genre gets its own audible signature: note rate, pitch range,
 timbre (number and decay of harmonics) and the level and colour of noise.
@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stages.catalogue import clip_catalogue, summarize
-from stages.common import atomic_output, log, run
-from stages.params import load_params
-from stages.paths import RAW, RAW_TRACKS
+from stages.core.console import log
+from stages.core.files import atomic_output
+from stages.core.params import load_params
+from stages.core.paths import RAW, RAW_TRACKS
+from stages.sources.catalogue import clip_catalogue, summarize
 
 # genre: (notes per minute, lowest and highest MIDI note, harmonics, harmonic decay, noise level, noise brightness)
 SIGNATURES = {
@@ -80,7 +81,3 @@ def make_demo(demo, raw=RAW):
 
 def main():
     make_demo(load_params()["data"]["demo"])
-
-
-if __name__ == "__main__":
-    run(main)

@@ -1,4 +1,4 @@
-"""Stage `download` with data.source=folder: your own labelled music, read in place.
+"""Source `folder` (run by stage `download`): your own labelled music, read in place.
 
 `data.folder` holds one folder per label, its audio files inside (at any depth):
 `<label>/<file>`. Labels are the folder names, whatever their characters. The audio is not
@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.audio import AUDIO_SUFFIXES
-from stages.catalogue import COLUMNS, write_catalogue
-from stages.common import UserError, file_digest, progress, run
-from stages.params import load_params
+from stages.core.console import progress
+from stages.core.errors import UserError
+from stages.core.files import file_digest
+from stages.core.params import load_params
+from stages.features.audio import AUDIO_SUFFIXES
+from stages.sources.catalogue import COLUMNS, write_catalogue
 
 
 def _visible(path, root):
@@ -96,7 +98,3 @@ def main():
                             f"in data.folder={folder} that git does not track are absent: set data.folder to an "
                             "absolute path, or track the music with git or `dvc add`")
         raise
-
-
-if __name__ == "__main__":
-    run(main)

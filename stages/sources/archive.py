@@ -21,9 +21,11 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from stages.common import CHUNK, UserError, file_digest, log, no_space_left, progress
-from stages.params import split_checksum
-from stages.paths import DOWNLOADS
+from stages.core.console import log, progress
+from stages.core.errors import UserError, no_space_left
+from stages.core.files import CHUNK, file_digest
+from stages.core.params import split_checksum
+from stages.core.paths import DOWNLOADS
 
 TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
