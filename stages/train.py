@@ -45,9 +45,17 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
                 rows /= scale
         data = {"x": x, "y": y, "batch_size": batch_size}
     with atomic_output(log_path) as temporary, without_lines(FIT_NOISE):
-        history = model.fit(**data, epochs=epochs, validation_data=validation,
-                            callbacks=[keras.callbacks.CSVLogger(str(temporary))], verbose=verbose)
+        history = model.fit(**data, epochs=epochs, validation_data=validation, verbose=verbose,
+                            callbacks=[keras.callbacks.CSVLogger(str(temporary)), keras.callbacks.TerminateOnNaN()])
+        check_finite(history.history["loss"])
     return model, history.history, standardized
+
+
+def check_finite(losses):
+    """Raise UserError if the last of the epochs' `losses` is not finite: such a model predicts one class."""
+    if not np.isfinite(losses[-1]):
+        raise UserError(f"the training loss became {losses[-1]} at epoch {len(losses)}: the features hold values too "
+                        "large to train on; set train.standardize: true or lower train.learning_rate")
 
 
 CGROUP = Path("/sys/fs/cgroup")

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 from conftest import PROJECT as PROJECT_DIR
-from conftest import dvc, params_set, run_in, tool_env
+from conftest import copy_of, dvc, params_set, run_in, tool_env
 
 from stages.core.errors import UserError
 
@@ -81,14 +81,15 @@ def features_on(repo, scheduler):
     return (repo / "data/features/features.npy").read_bytes()
 
 
-def test_the_cluster_gives_the_rows_of_a_local_run_on_the_demo_corpus(repo, cluster):
-    local = (repo / "data/features/features.npy").read_bytes()
-    assert features_on(repo, cluster.address) == local
+def test_the_cluster_gives_the_rows_of_a_local_run_on_the_demo_corpus(scratch_repo, cluster):
+    local = (scratch_repo / "data/features/features.npy").read_bytes()
+    assert features_on(scratch_repo, cluster.address) == local
 
 
-def test_the_cluster_gives_the_rows_of_a_local_run_on_real_clips(gtzan_repo, cluster):
-    local = (gtzan_repo / "data/features/features.npy").read_bytes()
-    assert features_on(gtzan_repo, cluster.address) == local
+def test_the_cluster_gives_the_rows_of_a_local_run_on_real_clips(gtzan_repo, cluster, tmp_path):
+    copy = copy_of(gtzan_repo, tmp_path)
+    local = (copy / "data/features/features.npy").read_bytes()
+    assert features_on(copy, cluster.address) == local
 
 
 def test_a_file_the_workers_cannot_see_is_that_files_reason(cluster, tmp_path):
@@ -99,24 +100,24 @@ def test_a_file_the_workers_cannot_see_is_that_files_reason(cluster, tmp_path):
     assert rows is None and reason == "cannot read: No such file or directory"
 
 
-def test_predict_runs_on_the_cluster(repo, cluster):
-    with params_set(repo, {"features.scheduler": cluster.address}):
-        result = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
+def test_predict_runs_on_the_cluster(scratch_repo, cluster):
+    with params_set(scratch_repo, {"features.scheduler": cluster.address}):
+        result = run_in(scratch_repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
     assert len(result.stdout.splitlines()) == 10
 
 
-def test_an_unreachable_scheduler_ends_the_stage_in_one_line_naming_the_address(repo, monkeypatch, capsys):
+def test_an_unreachable_scheduler_ends_the_stage_in_one_line_naming_the_address(scratch_repo, monkeypatch, capsys):
     import stages.extract
     import stages.features.workers
     from stages.core.errors import run
     monkeypatch.setattr(stages.features.workers, "CONNECT_SECONDS", 2)
-    monkeypatch.chdir(repo)
-    with params_set(repo, {"features.scheduler": "tcp://127.0.0.1:9"}), pytest.raises(SystemExit) as stopped:
+    monkeypatch.chdir(scratch_repo)
+    with params_set(scratch_repo, {"features.scheduler": "tcp://127.0.0.1:9"}), pytest.raises(SystemExit) as stopped:
         run(stages.extract.main)
     assert stopped.value.code == 1
     error = capsys.readouterr().err
     assert error.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 (") and error.count("\n") == 1
-    assert json.loads(dvc(repo, "status", "--json").stdout) == {}, "the features were left as they were"
+    assert json.loads(dvc(scratch_repo, "status", "--json").stdout) == {}, "the features were left as they were"
 
 
 def test_a_cluster_without_workers_is_one_line(monkeypatch):

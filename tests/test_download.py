@@ -351,3 +351,46 @@ def test_the_demo_corpus_on_a_full_disk_says_no_space_left_and_leaves_nothing(fu
     error = capsys.readouterr().err
     assert error.startswith("error: no space left on device writing ") and error.count("\n") == 1
     assert list(full_disk.iterdir()) == []
+
+
+# ---------------------------------------------------------------- declared checksums are never skipped
+
+def test_an_uppercase_digest_is_checked_as_its_lowercase(server, tiny_archive, run_download):
+    server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
+    digest = hashlib.sha256(tiny_archive.read_bytes()).hexdigest()
+    assert len(run_download({"url": f"{server.url('/genres.tar.gz')}#sha256={digest.upper()}", "mirrors": []})) == 20
+    wrong = ("0" * 63 + "A")
+    with pytest.raises(UserError, match="checksum mismatch: expected sha256 0{63}a"):
+        run_download({"url": f"{server.url('/genres.tar.gz')}#sha256={wrong}", "mirrors": []})
+
+
+def test_an_uppercase_digest_of_a_local_archive_is_checked(tiny_archive, run_download):
+    digest = hashlib.md5(tiny_archive.read_bytes()).hexdigest().upper()
+    assert len(run_download({"url": f"{tiny_archive}#md5={digest}", "mirrors": []})) == 20
+    with pytest.raises(UserError, match="checksum mismatch"):
+        run_download({"url": f"{tiny_archive}#md5={'F' * 32}", "mirrors": []})
+
+
+@pytest.mark.parametrize("fragment", ["crc32=deadbeef", f"sha256={'z' * 64}", "sha256=abc", "md5"])
+def test_a_fragment_that_is_not_a_known_checksum_is_refused_before_any_download(
+        fragment, server, tiny_archive, run_download):
+    server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
+    with pytest.raises(UserError, match=r"#sha256=<64 hex digits>") as error:
+        run_download({"url": f"{server.url('/genres.tar.gz')}#{fragment}", "mirrors": []})
+    assert "\n" not in str(error.value) and server.requests == []
+
+
+def test_a_fragment_that_is_not_a_known_checksum_is_a_params_error():
+    from stages.core.params import load_params, validate
+    params = load_params(PROJECT / "params.yaml")
+    params["data"]["gtzan"]["url"] = "https://example.org/genres.tar.gz#crc32=deadbeef"
+    with pytest.raises(UserError, match="params.yaml: 'data.gtzan.url' .*#sha256=<64 hex digits>"):
+        validate(params)
+
+
+def test_the_url_that_failed_its_checksum_is_named_before_the_next_is_tried(
+        server, tiny_archive, run_download, capsys):
+    server.files["/a/genres.tar.gz"] = server.files["/b/genres.tar.gz"] = tiny_archive.read_bytes()
+    run_download({"url": f"{server.url('/a/genres.tar.gz')}#md5={'0' * 32}",
+                  "mirrors": [with_checksum(server.url("/b/genres.tar.gz"), md5_of(tiny_archive))]})
+    assert f"download: {server.url('/a/genres.tar.gz')} failed (checksum mismatch" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PROJECT, copy_of, dvc, md5, run_in, tool_env
+from conftest import copy_of, dvc, md5, run_in, tool_env
 
 
 def free_port():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,35 @@ def test_a_bad_table_is_named_in_one_line(text, message, tmp_path):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         rows_of(tmp_path, text)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("filename,tempo,label\nb.00001.0.wav,1,x\nb.00001.1.wav,2,x\nb.00002.wav,3,x\n",
+     "table.csv, line 4: 'b.00002.wav' is not named as a window like line 2's 'b.00001.0.wav'"),
+    ("filename,tempo,label\nb.00002.wav,3,x\nb.00001.0.wav,1,x\n",
+     "table.csv, line 3: 'b.00001.0.wav' is named as a window, unlike line 2's 'b.00002.wav'"),
+    ("track_id,tempo,label\na,1,x\nb,2,y\na,1,x\n", "table.csv, line 4: repeats line 2 (track a, the same values)"),
+    ("filename,tempo,label\nb.00000.wav,1,x\nb.00000.au,2,x\n",
+     "table.csv, line 3: 'b.00000.au' and line 2's 'b.00000.wav' are both track b.00000"),
+    ('track_id,tempo,label\n"a\nb",1,x\nc,2,y\n', "table.csv, line 2: the track id 'a\\nb' holds a line break"),
+    ("track_id,tempo,label\na,inf,x\nb,2,y\n", "table.csv, line 2: column 'tempo' holds inf"),
+    ("track_id,tempo,label\na,1,x\nb,-Infinity,y\n", "table.csv, line 3: column 'tempo' holds -inf"),
+    ("track_id,tempo,label\na,1e400,x\nb,2,y\n", "table.csv, line 2: column 'tempo' holds inf"),
+    ("track_id,tempo,label\na,1e39,x\nb,2,y\n", "table.csv, line 2: column 'tempo' holds 1e+39, beyond float32"),
+    ("track_id,tempo,label\na,1,x\nb,2,x\n", "has one label, x: a classifier needs two or more"),
+    ("track_id,tempo,label\n", "has a header and no rows"),
+])
+def test_a_table_that_would_leak_merge_or_poison_is_refused_in_one_line(text, message, tmp_path):
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        rows_of(tmp_path, text)
+    assert "\n" not in str(error.value)
+
+
+def test_an_archive_given_as_the_table_is_refused_in_one_line(tmp_path):
+    from conftest import make_tar_gz
+    archive = make_tar_gz({"features.csv": b"track_id,tempo,label\na,1,x\nb,2,y\n"}, tmp_path / "features.tar.gz")
+    with pytest.raises(UserError, match="features.tar.gz is an archive, not a CSV table: unpack it"):
+        catalogue_rows(archive)
 
 
 # ---------------------------------------------------------------- the real full-GTZAN tables

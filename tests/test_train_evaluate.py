@@ -335,3 +335,18 @@ def test_an_abort_while_importing_tensorflow_still_shows_its_message(tmp_path):
     result = import_keras_with(folder)
     assert result.returncode < 0
     assert "The TensorFlow library was compiled to use AVX instructions" in result.stderr
+
+
+def test_a_loss_that_becomes_non_finite_stops_training_in_one_line_and_keeps_no_log(toy_data, tmp_path):
+    x, y = toy_data
+    huge = x * np.float32(3e37)  # finite float32 rows whose products overflow
+    with pytest.raises(UserError, match=r"the training loss became (nan|inf) at epoch 1: .*train.standardize"):
+        train(huge[:48], y[:48], (huge[48:], y[48:]), epochs=3, learning_rate=1.0, log_path=tmp_path / "log.csv")
+    assert not (tmp_path / "log.csv").exists()
+
+
+def test_no_metrics_file_ever_holds_nan_or_infinity(tmp_path):
+    from stages.core.files import write_json
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "eval.json", {"loss": float("nan")})
+    assert not (tmp_path / "eval.json").exists()

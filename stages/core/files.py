@@ -1,6 +1,5 @@
 """Files written whole or not at all (atomic writes), and their checksums."""
 
-import hashlib
 import json
 import os
 import re
@@ -10,15 +9,6 @@ from pathlib import Path
 
 CHUNK = 1 << 20
 """Bytes read or written at a time when copying, hashing or downloading."""
-
-
-def file_digest(path, algorithm="md5"):
-    """The hex digest of a file's bytes by a hashlib algorithm, read a chunk at a time."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def remove(path):
@@ -78,7 +68,8 @@ def write_text(path, text):
 
 
 def write_json(path, data):
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    """Write `data` as JSON; raises ValueError for NaN or infinity, which JSON cannot hold (nothing is written)."""
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def write_csv(path, frame):

@@ -6,30 +6,9 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
+from stages.core.checksums import KNOWN, split_checksum
 from stages.core.errors import UserError
 from stages.core.paths import PARAMS
-
-# ---------------------------------------------------------------- archive URLs
-
-ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64}
-"""Checksum algorithm -> its length in hex digits."""
-CHECKSUM = re.compile(rf"^(?P<location>.*)#(?P<algorithm>{'|'.join(ALGORITHMS)})=(?P<digest>[0-9a-f]+)$", re.DOTALL)
-
-
-def split_checksum(url):
-    """(location, (algorithm, hex digest) or None) of a URL that may end in `#sha256=<hex>`.
-
-    Raises UserError for a checksum fragment of the wrong length.
-    """
-    match = CHECKSUM.match(url)
-    if match is None:
-        return url, None
-    algorithm, digest = match["algorithm"], match["digest"]
-    if len(digest) != ALGORITHMS[algorithm]:
-        raise UserError(f"the checksum of {match['location']} must be {ALGORITHMS[algorithm]} lowercase hex digits "
-                        f"after #{algorithm}=, got {len(digest)}")
-    return match["location"], (algorithm, digest)
-
 
 # ---------------------------------------------------------------- the schema
 
@@ -91,7 +70,7 @@ def _scheduler_or_null(value):
 
 def _archive_url(value):
     if not isinstance(value, str) or not value:
-        return "must be a URL or path, with #sha256=<hex> (or #md5=, #sha1=) to check its bytes"
+        return f"must be a URL or path, with {KNOWN} to check its bytes"
     try:
         split_checksum(value)
     except UserError as error:

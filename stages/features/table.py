@@ -11,6 +11,8 @@ No part of the table is held in memory beyond one chunk of rows and one key (tra
 """
 
 import re
+import tarfile
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -35,6 +37,8 @@ def columns(path):
     if not path.is_file():
         raise UserError(f"data.table is {path}, which is not a file: set it to a CSV feature table "
                         "(a track_id or filename column, a label column, feature columns)")
+    if tarfile.is_tarfile(path) or zipfile.is_zipfile(path):  # pandas would read an archive's first member
+        raise UserError(f"{path} is an archive, not a CSV table: unpack it and set data.table to the CSV inside")
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -51,14 +55,38 @@ def feature_columns(header, ignore=()):
     return [name for name in header if name not in KEYS and name not in ignore]
 
 
-def _track_and_window(names):
-    """(track ids, windows or None) of the `filename` column's names: the audio extension dropped."""
-    stems = [name[:-len(PurePosixPath(name).suffix)] if PurePosixPath(name).suffix.lower() in AUDIO_SUFFIXES
-             else name for name in names]
-    matches = [WINDOW_NAME.match(stem) for stem in stems]
-    if stems and all(matches):
-        return [m["track"] for m in matches], [int(m["window"]) for m in matches]
-    return stems, None
+class Naming:
+    """How a table's `filename` column names its rows, decided once by its first row for the whole table: each
+    name a track (`blues.00000.wav`) or each a window of one (`blues.00000.3.wav`). The audio extension is
+    dropped, but a track is never named by two files (`blues.00000.wav` and `blues.00000.au`)."""
+
+    def __init__(self, path):
+        self.path, self.windowed, self.first, self.file_of = path, None, None, {}
+
+    def split(self, names, line):
+        """(track ids, windows or None) of a chunk's names starting at `line`; raises UserError naming a row that
+        does not follow the table's naming."""
+        tracks, windows = [], []
+        for offset, name in enumerate(names):
+            suffix = PurePosixPath(name).suffix
+            stem = name[:-len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else name
+            match = WINDOW_NAME.match(stem)
+            if self.windowed is None:
+                self.windowed, self.first = bool(match), (line + offset, name)
+            if bool(match) != self.windowed:
+                first_line, first = self.first
+                raise UserError(f"{self.path}, line {line + offset}: " + (
+                    f"'{name}' is not named as a window like line {first_line}'s '{first}'" if self.windowed else
+                    f"'{name}' is named as a window, unlike line {first_line}'s '{first}'") +
+                    ": name every row the same way (a track each, or <track>.<window>.<ext> each)")
+            track = match["track"] if match else stem
+            file = (line + offset, name if not match else stem[:match.start("window") - 1] + suffix)
+            if self.file_of.setdefault(track, file)[1] != file[1]:
+                raise UserError(f"{self.path}, line {line + offset}: '{name}' and line {self.file_of[track][0]}'s "
+                                f"'{self.file_of[track][1]}' are both track {track}: keep the rows of one file")
+            tracks.append(track)
+            windows.append(int(match["window"]) if match else None)
+        return tracks, windows if self.windowed else None
 
 
 def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
@@ -70,7 +98,8 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
     header = columns(path)
     id_column = "track_id" if "track_id" in header else "filename"
     text = {id_column: str, "label": str} | {name: str for name in ignore if name in header}
-    seen, label_of, counted = set(), {}, {}
+    seen, label_of, counted, values_seen, naming = set(), {}, {}, {}, Naming(path)
+    features = feature_columns(header, ignore)
     reader = pd.read_csv(path, chunksize=chunk_rows, dtype=text, keep_default_na=False, na_values=[""])
     line = 2  # the header is line 1
     for chunk in reader:
@@ -80,8 +109,13 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
             if empty.any():
                 raise UserError(f"{path}, line {line + int(np.argmax(empty.to_numpy()))}: no {column}: "
                                 "every row needs one")
+        broken = chunk[id_column].str.contains(r"[\r\n\u2028\u2029\x85]", regex=True).to_numpy()
+        if broken.any():
+            name = chunk[id_column].iat[int(np.argmax(broken))]
+            raise UserError(f"{path}, line {line + int(np.argmax(broken))}: the track id {name!r} holds a line break: "
+                            "rename the track")
         tracks, windows = ((chunk[id_column].tolist(), None) if id_column == "track_id"
-                           else _track_and_window(chunk[id_column].tolist()))
+                           else naming.split(chunk[id_column].tolist(), line))
         if "window" in header:
             windows = pd.to_numeric(chunk["window"], errors="coerce")
             not_whole = (windows.isna() | (windows % 1 != 0)).to_numpy()
@@ -90,8 +124,14 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
                                 "whole numbers")
             windows = windows.astype(int).tolist()
         if windows is None:
+            # rows numbered in the table's order: a row repeating an earlier row of its track would become a window
+            digests = pd.util.hash_pandas_object(chunk[features], index=False).to_numpy()
             windows = []
-            for track in tracks:
+            for offset, (track, digest) in enumerate(zip(tracks, digests)):
+                earlier = values_seen.setdefault((track, digest), line + offset)
+                if earlier != line + offset:
+                    raise UserError(f"{path}, line {line + offset}: repeats line {earlier} (track {track}, the same "
+                                    "values): remove the duplicate")
                 windows.append(counted.get(track, 0))
                 counted[track] = windows[-1] + 1
         for offset, (track, window, label) in enumerate(zip(tracks, windows, chunk["label"])):
@@ -107,12 +147,20 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
         line += len(chunk)
 
 
-def catalogue_rows(path):
-    """(track ids, labels) of the table's tracks, in the order they first appear."""
+def catalogue_rows(path, ignore=()):
+    """(track ids, labels) of the table's tracks, in the order they first appear.
+
+    Raises UserError for a table without rows or with one label, before anything is written.
+    """
     label_of = {}
-    for chunk, _ in keyed_chunks(path):
+    for chunk, _ in keyed_chunks(path, ignore):
         for track, label in zip(chunk["track_id"], chunk["label"]):
             label_of.setdefault(track, label)
+    if not label_of:
+        raise UserError(f"{path} has a header and no rows: set data.table to a table of features")
+    labels = sorted(set(label_of.values()))
+    if len(labels) < 2:
+        raise UserError(f"{path} has one label, {labels[0]}: a classifier needs two or more")
     return list(label_of), list(label_of.values())
 
 
@@ -129,7 +177,17 @@ def numeric_rows(chunk, line, names, path):
         row, column = np.argwhere(missing)[0]
         raise UserError(f"{path}, line {line + int(row)}: no value in column '{names[column]}': "
                         "fill it in, or list the column in data.table_ignore")
-    return values.to_numpy(np.float32)
+    wide = values.to_numpy(np.float64)
+    with np.errstate(over="ignore"):
+        rows = wide.astype(np.float32)
+    bad = ~np.isfinite(rows)
+    if bad.any():  # training on them would run to a NaN loss and a confident wrong number
+        row, column = np.argwhere(bad)[0]
+        value = wide[row, column]
+        what = f"{value:g}, beyond float32" if np.isfinite(value) else f"{value:g}"
+        raise UserError(f"{path}, line {line + int(row)}: column '{names[column]}' holds {what}: every feature "
+                        "must be a finite number (fix the value, or list the column in data.table_ignore)")
+    return rows
 
 
 def extract_table(tracks, ignore, folder, block=4096):

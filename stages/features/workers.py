@@ -194,12 +194,12 @@ def _forget_earlier_code():
 
 
 def _package(folder):
-    """The `stages` package as a zip in `folder`, for Client.upload_file."""
+    """The `stages` package and its subpackages as a zip in `folder`, for Client.upload_file."""
     archive = Path(folder) / "stages.zip"
-    package = Path(__file__).resolve().parent
+    top = Path(__file__).resolve().parent.parent
     with zipfile.ZipFile(archive, "w") as zipped:
-        for module in sorted(package.glob("*.py")):
-            zipped.write(module, f"stages/{module.name}")
+        for module in sorted(top.rglob("*.py")):
+            zipped.write(module, f"stages/{module.relative_to(top).as_posix()}")
     return archive
 
 

@@ -21,10 +21,10 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from stages.core.checksums import check_digest, split_checksum
 from stages.core.console import log, progress
 from stages.core.errors import UserError, no_space_left
-from stages.core.files import CHUNK, file_digest
-from stages.core.params import split_checksum
+from stages.core.files import CHUNK
 from stages.core.paths import DOWNLOADS
 
 TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
@@ -87,12 +87,8 @@ def fetch(url, part, attempts=5, timeout=30):
 def verify(path, checksum, location):
     """Raise UserError unless the file has `checksum` ((algorithm, hex) or None) and opens as an archive."""
     if checksum is not None:
-        algorithm, expected = checksum
         log(f"download: verifying {path}")
-        actual = file_digest(path, algorithm)
-        if actual != expected:
-            raise UserError(f"checksum mismatch: expected {algorithm} {expected}, got {actual}; "
-                            f"fix the #{algorithm}= part of {location} (leave it out to check the contents only)")
+        check_digest(path, checksum, location)
     check_opens(path)
 
 
@@ -142,8 +138,10 @@ def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
     Raises UserError naming every URL and why it failed, with `what` (the data set's name) and `offline_help`.
     """
     failures = []
-    for url in urls:
-        location, checksum = split_checksum(url)
+    declared = [split_checksum(url) for url in urls]  # a malformed checksum stops before any download
+    for location, checksum in declared:
+        if failures:
+            log(f"download: {failures[-1][0]} failed ({failures[-1][1]}); trying the next URL")
         local = local_path(location)
         try:
             if local is not None:
@@ -155,10 +153,11 @@ def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
         except (OSError, http.client.HTTPException) as error:
             if no_space_left(error):
                 raise  # another mirror would fill the same disk
-            failures.append(f"{location} ({getattr(error, 'reason', None) or error})")
+            failures.append((location, getattr(error, "reason", None) or error))
         except UserError as error:
-            failures.append(f"{location} ({error})")
-    raise UserError(f"could not get {what} from {'; '.join(failures)}. {offline_help}".rstrip())
+            failures.append((location, error))
+    tried = "; ".join(f"{location} ({reason})" for location, reason in failures)
+    raise UserError(f"could not get {what} from {tried}. {offline_help}".rstrip())
 
 
 # ---------------------------------------------------------------- reading members

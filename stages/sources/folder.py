@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from stages.core.checksums import file_digest
 from stages.core.console import progress
 from stages.core.errors import UserError
-from stages.core.files import file_digest
 from stages.core.params import load_params
 from stages.features.audio import AUDIO_SUFFIXES
 from stages.sources.catalogue import COLUMNS, write_catalogue

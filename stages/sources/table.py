@@ -8,7 +8,7 @@ any edit of the table re-runs extract. DVC hashes the table as a dependency of t
 
 import pandas as pd
 
-from stages.core.files import file_digest
+from stages.core.checksums import file_digest
 from stages.core.params import load_params
 from stages.features.table import catalogue_rows
 from stages.sources.catalogue import COLUMNS, write_catalogue
