@@ -48,7 +48,7 @@ CONFIGURATIONS = [  # (name, train params)
 
 def read_table(path, folder):
     """(x (n_rows, n_values) float32, rows table (track_id, label, window)) of a table, as extract reads it."""
-    track_ids, labels = catalogue_rows(path)
+    track_ids, labels, _ = catalogue_rows(path)
     tracks = in_catalogue_order(pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path)}))
     extract_table(tracks, ["length"], folder)
     return np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv")

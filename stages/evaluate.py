@@ -2,7 +2,8 @@
 
 Output in metrics/: `eval.json` (row-level accuracy, loss and macro F1; track-level accuracy and
 macro F1, a track's probabilities averaged over its windows as predict does; each accuracy with
-its 95% interval over tracks; per-label precision, recall and F1 of the tracks; the test tracks
+its 95% interval over tracks; where artists are known, how many test tracks share an artist with
+training tracks; per-label precision, recall and F1 of the tracks; the test tracks
 that have no feature rows and are not scored), `confusion.csv` (track_id, actual, predicted: one
 record per test track), `confusion.png` and `misclassified.csv` (top-3 guesses).
 
@@ -16,9 +17,10 @@ import pandas as pd
 from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_csv, write_json
-from stages.core.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, SKIPPED
+from stages.core.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, RAW_TRACKS, SKIPPED
 from stages.core.sets import classes, data_source, feature_recipe, load_set
 from stages.core.statistics import INTERVAL, rounded, wilson_interval
+from stages.core.tracks import listed_tracks, read_tracks
 from stages.model.runner import Network, cross_entropy, top_labels
 
 MACRO_F1 = "mean F1 over the labels present in the test set"
@@ -94,6 +96,26 @@ def plot_confusion(actual, predicted, classes, path):
     plt.close(figure)
 
 
+def shared_artists(train, test, artist_of):
+    """How many of the `test` track ids share a known artist with one of the `train` track ids
+    (`artist_of`: {track id: artist}, "" where unknown)."""
+    trained = {artist_of.get(track, "") for track in train} - {""}
+    return sum(artist_of.get(track, "") in trained for track in test)
+
+
+def artist_leakage(test_tracks):
+    """{"test_tracks_sharing_an_artist": n, "share_sharing_an_artist": n / tracks} of the scored `test_tracks`
+    against the training list, or {} where the catalogue knows no artist."""
+    catalogue = read_tracks(RAW_TRACKS)
+    if "artist" not in catalogue or not catalogue["artist"].str.strip().any():
+        return {}
+    shared = shared_artists(listed_tracks("train"), test_tracks, dict(zip(catalogue["track_id"], catalogue["artist"])))
+    if shared:
+        log(f"evaluate: warning: {shared} of {len(test_tracks)} test tracks share an artist with training tracks: "
+            "accuracy is likely inflated (split.method: artist)")
+    return {"test_tracks_sharing_an_artist": shared, "share_sharing_an_artist": round(shared / len(test_tracks), 6)}
+
+
 def with_interval(accuracy, interval, n_tracks):
     """`0.530 (95% CI 0.461-0.598, 200 tracks)`."""
     return f"{accuracy:.3f} (95% CI {interval[0]:.3f}-{interval[1]:.3f}, {n_tracks} tracks)"
@@ -124,7 +146,7 @@ def main():
                | {"accuracy_ci95": rounded(row_interval),
                   "track_accuracy": by_track["accuracy"], "track_accuracy_ci95": rounded(track_interval),
                   "track_macro_f1": by_track["macro_f1"],
-                  "test_rows": len(x), "test_tracks": n_tracks, "source": data_source(),
+                  "test_rows": len(x), "test_tracks": n_tracks} | artist_leakage(track_ids) | {"source": data_source(),
                   "scored_on": SCORED_ON, "interval_method": INTERVAL, "macro_f1_definition": MACRO_F1,
                   "test_tracks_without_rows": without_rows,
                   "labels_without_test_tracks": sorted(set(labels) - set(actual)),

@@ -10,6 +10,8 @@ on the same side.
 import math
 
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
 
 from stages.core.console import log
 from stages.core.errors import UserError, run
@@ -96,6 +98,45 @@ def validation_from_training(sets, tracks, validation_fraction=0.2, seed=42):
     return drawn
 
 
+def artist_groups(tracks):
+    """(n_tracks,) str: each track's artist, or its own id where the artist is unknown (so that it stands alone)."""
+    artists = tracks["artist"] if "artist" in tracks else pd.Series("", index=tracks.index)
+    return np.where(artists.fillna("").str.strip() != "", artists.fillna(""), "\0track " + tracks["track_id"])
+
+
+def held_out_by_group(tracks, groups, fraction, seed=42):
+    """(kept, held out) track ids of `tracks` (track_id, label): about `fraction` of them held out, whole groups at
+    a time, each label's share as even as the groups allow (scikit-learn's StratifiedGroupKFold, first fold)."""
+    n_groups = len(set(groups))
+    if n_groups < 2 or fraction <= 0:
+        return list(tracks["track_id"]), []
+    folds = StratifiedGroupKFold(n_splits=min(max(2, round(1 / fraction)), n_groups), shuffle=True, random_state=seed)
+    kept, held = next(folds.split(tracks["track_id"], tracks["label"], groups))
+    return list(tracks["track_id"].iloc[kept]), list(tracks["track_id"].iloc[held])
+
+
+def artist_split(tracks, train_fraction=0.8, validation_fraction=0.2, seed=42):
+    """({'train', 'valid', 'test': ids}, warnings) with no artist on two sides (artist_groups), as close to the
+    fractions and each label's share as the artists allow; deterministic for a `seed`.
+
+    A label whose tracks are all by one artist cannot be both trained and tested: it is trained on only, and
+    a warning names it.
+    """
+    tracks = tracks.reset_index(drop=True)
+    groups = artist_groups(tracks)
+    warnings, alone = [], np.zeros(len(tracks), bool)
+    for label, artists in pd.Series(groups).groupby(tracks["label"].to_numpy(), sort=True):
+        if artists.nunique() == 1 and not artists.iat[0].startswith("\0"):
+            alone[artists.index] = True
+            warnings.append(f"split: warning: every track of label {label} is by {artists.iat[0]}: it is trained on "
+                            "and never tested (add tracks of other artists)")
+    rest = ~alone
+    train_valid, test = held_out_by_group(tracks[rest], groups[rest], 1 - train_fraction, seed)
+    fit = tracks["track_id"].isin(train_valid).to_numpy()
+    train, valid = held_out_by_group(tracks[fit], groups[fit], validation_fraction, seed)
+    return {"train": train + list(tracks["track_id"][alone]), "valid": valid, "test": test}, warnings
+
+
 def named(items, shown=SHOWN):
     items = list(items)
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
@@ -140,6 +181,11 @@ def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, 
         return validation_from_training(sets, tracks, validation_fraction, seed), missing, True
     if method == "official":
         return official_split(tracks, source), {}, False
+    if method == "artist":
+        sets, warnings = artist_split(tracks, train_fraction, validation_fraction, seed)
+        for warning in warnings:
+            log(warning)
+        return sets, {}, False
     if method == "stratified":
         sets = stratified_split(tracks["track_id"], tracks["label"], train_fraction, validation_fraction, seed)
         return sets, {}, False
@@ -166,9 +212,9 @@ def check_labels(sets, tracks):
 
 
 def candidates(catalogue):
-    """The tracks (track_id, label, and FMA's split if known) a split is drawn from: every catalogued track but the
+    """The tracks (track_id, label, and FMA's split and the artist if known) a split is drawn from: every catalogued track but the
     unused (duplicates, excluded), in catalogue order."""
-    columns = [column for column in ("track_id", "label", "split") if column in catalogue]
+    columns = [column for column in ("track_id", "label", "split", "artist") if column in catalogue]
     return in_catalogue_order(catalogue[~is_unused(catalogue)])[columns]
 
 

@@ -124,3 +124,73 @@ def test_fault_filtered_draws_validation_from_training_when_its_list_is_absent()
     assert sorted(sets["train"] + sets["valid"]) == sorted(training) and not set(sets["train"]) & set(sets["valid"])
     assert set(per_label(sets["valid"])) == set(GENRES)
     assert len(sets["valid"]) == pytest.approx(0.2 * len(training), abs=10)
+
+
+# ---------------------------------------------------------------- artists kept apart
+
+@pytest.fixture
+def with_artists():
+    """10 labels x 12 tracks, each label's tracks by 6 artists of 2 tracks (artist 'a<label>-<k>'), 2 unknown."""
+    rows = [(f"{g}.{i:05d}", g, "" if i >= 10 else f"a{g}-{i // 2}") for g in GENRES for i in range(12)]
+    return pd.DataFrame(rows, columns=["track_id", "label", "artist"])
+
+
+def artists_of(sets, tracks):
+    artist = dict(zip(tracks["track_id"], tracks["artist"]))
+    return {name: {artist[track] or track for track in ids} for name, ids in sets.items()}
+
+
+def test_the_artist_split_puts_no_artist_on_two_sides(with_artists):
+    sets, _, _ = split(with_artists, "artist", 0.8, 0.2, seed=1)
+    artists = artists_of(sets, with_artists)
+    assert not artists["train"] & artists["test"] and not artists["train"] & artists["valid"]
+    assert not artists["valid"] & artists["test"]
+    assert sorted(sum(sets.values(), [])) == sorted(with_artists["track_id"])
+    assert 0.1 <= len(sets["test"]) / len(with_artists) <= 0.3
+    assert {track.split(".")[0] for track in sets["test"]} == set(GENRES), "every label is tested"
+
+
+def test_the_artist_split_is_fixed_by_the_seed(with_artists):
+    first, again, other = (split(with_artists, "artist", 0.8, 0.2, seed=seed)[0] for seed in (1, 1, 2))
+    assert first == again and first != other
+
+
+def test_a_track_of_unknown_artist_counts_as_its_own_artist():
+    from stages.split import artist_groups
+    tracks = pd.DataFrame({"track_id": ["a", "b", "c"], "label": ["x"] * 3, "artist": ["", "", "Bob"]})
+    groups = artist_groups(tracks)
+    assert groups[0] != groups[1] and groups[2] == "Bob"
+
+
+def test_a_label_of_one_artist_is_trained_never_tested_and_named_in_one_line(with_artists, capsys):
+    from stages.split import split_catalogue
+    one_artist = with_artists.assign(artist=np.where(with_artists["label"] == "blues", "John Lee Hooker",
+                                                     with_artists["artist"]), source="gtzan", status="ok")
+    sets = split_catalogue(one_artist, {"method": "artist", "train_fraction": 0.8, "validation_fraction": 0.2})
+    blues = {track for track in one_artist["track_id"] if track.startswith("blues")}
+    assert blues <= set(sets["train"])
+    assert ("split: warning: every track of label blues is by John Lee Hooker: it is trained on and never tested "
+            "(add tracks of other artists)") in capsys.readouterr().err.splitlines()
+
+
+def test_gtzans_artists_are_sturms_index():
+    from stages.sources.gtzan import gtzan_artists
+    artists = gtzan_artists()
+    assert len(artists) == 1000 and artists["blues.00000"] == "John Lee Hooker"
+    assert artists["classical.00004"] == "JS Bach" and sum(artist == "" for artist in artists.values()) == 81
+    assert artists["country.00002"] == ""
+
+
+def test_the_fault_filtered_split_is_artist_disjoint_under_sturms_index():
+    from stages.sources.gtzan import gtzan_artists
+    artists = gtzan_artists()
+    sets, _ = listed_split(list(artists))
+    sides = {name: {artists[track] or track for track in ids} for name, ids in sets.items()}
+    assert not sides["train"] & sides["test"] and not sides["valid"] & sides["test"]
+
+
+def test_test_tracks_sharing_an_artist_with_training_are_counted():
+    from stages.evaluate import shared_artists
+    artist = {"a": "X", "b": "X", "c": "Y", "d": "", "e": "", "f": "Z"}
+    assert shared_artists(["a", "c", "d"], ["b", "e", "f"], artist) == 1
+    assert shared_artists(["a"], ["c", "d"], artist) == 0

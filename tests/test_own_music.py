@@ -238,3 +238,17 @@ def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection
         run_in(repo, "dvc", "repro", "evaluate")
         assert (repo / "data/split/test.txt").read_bytes() == test_list
         assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks_without_rows"] == []
+
+
+def test_the_artist_is_read_from_each_files_tags(tmp_path, sample_dir):
+    audio = sf.read(sample_dir / "blues/blues.00000.wav")[0][:22050]
+    for label, name, fmt in [("blues", "a.wav", "WAV"), ("blues", "b.flac", "FLAC"), ("rock", "c.ogg", "OGG"),
+                             ("rock", "d.wav", "WAV")]:
+        (tmp_path / "music" / label).mkdir(parents=True, exist_ok=True)
+        with sf.SoundFile(tmp_path / "music" / label / name, "w", 22050, 1, format=fmt) as file:
+            if name != "d.wav":
+                file.artist = f"Artist of {name}"
+            file.write(audio)
+    artists = dict(zip(*folder_catalogue(tmp_path / "music")[["track_id", "artist"]].T.values))
+    assert artists == {"blues/a.wav": "Artist of a.wav", "blues/b.flac": "Artist of b.flac",
+                       "rock/c.ogg": "Artist of c.ogg", "rock/d.wav": ""}

@@ -279,3 +279,20 @@ def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_
     assert "Traceback" not in rest and "Process " not in rest, rest
     assert not list((scratch_repo / "data").glob(".features.tmp-*"))
     assert changed_stages(scratch_repo) == set()
+
+
+def test_real_gtzan_clips_report_shared_artists_until_the_split_keeps_artists_apart(gtzan_repo, tmp_path):
+    from conftest import copy_of
+    repo = copy_of(gtzan_repo, tmp_path)
+    leaky = dvc(repo, "exp", "run", "-S", "split.method=stratified", "-S", "epochs=1")
+    shared = json.loads((repo / "metrics/eval.json").read_text())["test_tracks_sharing_an_artist"]
+    assert shared > 0  # blues.00000-00004 are all John Lee Hooker's
+    assert (f"evaluate: warning: {shared} of 10 test tracks share an artist with training tracks: accuracy is likely "
+            "inflated (split.method: artist)") in leaky.stderr
+    apart = dvc(repo, "exp", "run", "-S", "split.method=artist", "-S", "epochs=1")
+    assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks_sharing_an_artist"] == 0
+    assert "split: warning: every track of label blues is by John Lee Hooker" in apart.stderr
+    artist = dict(zip(*read_tracks(repo / "data/raw/tracks.csv")[["track_id", "artist"]].T.values))
+    sides = {name: {artist[track] or track for track in (repo / f"data/split/{name}.txt").read_text().split()}
+             for name in ("train", "valid", "test")}
+    assert not sides["train"] & sides["test"] and not sides["valid"] & sides["test"]

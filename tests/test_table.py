@@ -119,7 +119,7 @@ def test_predict_on_audio_with_a_table_model_says_it_cannot_read_audio(table_rep
 
 
 def test_kaggles_names_give_the_track_and_the_window(tmp_path):
-    track_ids, labels = catalogue_rows(kaggle_table(tmp_path / "30 s.csv"))
+    track_ids, labels, _ = catalogue_rows(kaggle_table(tmp_path / "30 s.csv"))
     assert track_ids[:2] == ["blues.00000", "blues.00002"] or track_ids[0].startswith("blues.")
     assert all(track.count(".") == 1 for track in track_ids) and labels[0] == "blues"
     three = kaggle_table(tmp_path / "3 s.csv", windows=3)

@@ -121,7 +121,7 @@ SCHEMA = {
         "wheel": _path_or_null,
     },
     "split": {
-        "method": _choice("random", "stratified", "fault_filtered", "official"),
+        "method": _choice("random", "stratified", "artist", "fault_filtered", "official"),
         "train_fraction": _number(0.05, 0.95),
         "validation_fraction": _number(0.05, 0.9),
     },

@@ -8,6 +8,7 @@ RAW = Path("data/raw")                      # download: the audio (GTZAN, demo) 
 RAW_TRACKS = RAW / "tracks.csv"
 DOWNLOADS = Path("data/downloads")          # outside every DVC output: a partial or verified archive survives a re-run
 GTZAN_CHECKSUMS = Path("data/gtzan/checksums.tsv")
+GTZAN_ARTISTS = Path("data/gtzan/GTZANindex.txt")     # Sturm (2012): the artist of every clip
 FAULT_FILTERED = Path("data/gtzan/splits/fault-filtered")
 
 PRETRAINED = Path("data/pretrained")

@@ -10,7 +10,7 @@ from stages.core.paths import SPLIT
 
 def read_tracks(path):
     """A tracks table (data/raw's or data/features'), names and labels as text whatever they look like."""
-    return pd.read_csv(path, dtype={"track_id": str, "label": str}, keep_default_na=False)
+    return pd.read_csv(path, dtype={"track_id": str, "label": str, "artist": str}, keep_default_na=False)
 
 
 def in_catalogue_order(tracks):

@@ -5,7 +5,8 @@ A table has one row per track, or one row per window of a track:
   Kaggle's names work as they come: `blues.00000.wav` is track `blues.00000`; a name whose stem
   ends in two dot-separated numbers, `blues.00000.3.wav` (its 3 s file), is window 3 of track `blues.00000`;
 - the label: a `label` column;
-- optionally a `window` column, numbering a track's rows (else they are numbered in the table's order);
+- optionally a `window` column, numbering a track's rows (else they are numbered in the table's order),
+  and an `artist` column (a track's first row names it);
 - every other column is a numeric feature, except those listed in `data.table_ignore`.
 No part of the table is held in memory beyond one chunk of rows and one key (track, window) per row.
 """
@@ -27,7 +28,7 @@ from stages.features.audio import AUDIO_SUFFIXES
 CHUNK_ROWS = 20_000
 """Rows read at a time: about 10 MB of a table of 60 columns."""
 WINDOW_NAME = re.compile(r"^(?P<track>.+\.\d+)\.(?P<window>\d+)$")
-KEYS = ("track_id", "filename", "label", "window")
+KEYS = ("track_id", "filename", "label", "window", "artist")
 """Columns that say which track and window a row is: never features."""
 
 
@@ -97,7 +98,7 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
     """
     header = columns(path)
     id_column = "track_id" if "track_id" in header else "filename"
-    text = {id_column: str, "label": str} | {name: str for name in ignore if name in header}
+    text = {id_column: str, "label": str, "artist": str} | {name: str for name in ignore if name in header}
     seen, label_of, counted, values_seen, naming = set(), {}, {}, {}, Naming(path)
     features = feature_columns(header, ignore)
     reader = pd.read_csv(path, chunksize=chunk_rows, dtype=text, keep_default_na=False, na_values=[""])
@@ -148,20 +149,23 @@ def keyed_chunks(path, ignore=(), chunk_rows=CHUNK_ROWS):
 
 
 def catalogue_rows(path, ignore=()):
-    """(track ids, labels) of the table's tracks, in the order they first appear.
+    """(track ids, labels, artists) of the table's tracks, in the order they first appear; artists "" without an
+    `artist` column.
 
     Raises UserError for a table without rows or with one label, before anything is written.
     """
-    label_of = {}
+    label_of, artist_of = {}, {}
     for chunk, _ in keyed_chunks(path, ignore):
-        for track, label in zip(chunk["track_id"], chunk["label"]):
+        artists = chunk["artist"].fillna("") if "artist" in chunk else [""] * len(chunk)
+        for track, label, artist in zip(chunk["track_id"], chunk["label"], artists):
             label_of.setdefault(track, label)
+            artist_of.setdefault(track, artist.strip())
     if not label_of:
         raise UserError(f"{path} has a header and no rows: set data.table to a table of features")
     labels = sorted(set(label_of.values()))
     if len(labels) < 2:
         raise UserError(f"{path} has one label, {labels[0]}: a classifier needs two or more")
-    return list(label_of), list(label_of.values())
+    return list(label_of), list(label_of.values()), list(artist_of.values())
 
 
 def numeric_rows(chunk, line, names, path):

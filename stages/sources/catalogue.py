@@ -7,18 +7,20 @@ from stages.core.files import atomic_output
 from stages.core.paths import RAW, RAW_TRACKS
 from stages.features.audio import Unreadable, audio_md5
 
-COLUMNS = ["track_id", "label", "path", "md5", "status", "source"]
-"""path: where the audio is, relative to the repository (or absolute); status: "ok" or why it is suspect."""
+COLUMNS = ["track_id", "label", "path", "md5", "status", "source", "artist"]
+"""path: where the audio is, relative to the repository (or absolute); status: "ok" or why it is suspect;
+artist: as the source knows it, empty where it does not (such a track counts as its own artist)."""
 
 SHOWN = 5
 """Suspect files printed by name; the rest are counted (all are in tracks.csv)."""
 
 
-def clip_catalogue(staging, final, source, official=None):
+def clip_catalogue(staging, final, source, official=None, artists=None):
     """One row per clip `staging/genres/<label>/<clip>`, recorded at its path under `final`.
 
     md5 is the audio's (audio.audio_md5). With `official` ({track_id: md5}), `status` says
     why a clip is suspect; else it is "ok", or "unreadable: ..." for a clip that does not decode.
+    `artists` ({track_id: artist}) fills the artist column, empty for a clip it does not name.
     """
     rows = []
     clips = sorted((staging / "genres").glob("*/*"))
@@ -34,7 +36,7 @@ def clip_catalogue(staging, final, source, official=None):
             elif official[track_id] != md5:
                 status = f"md5 differs from the official {official[track_id]}"
         path = final / clip.relative_to(staging)
-        rows.append((track_id, clip.parent.name, path.as_posix(), md5, status, source))
+        rows.append((track_id, clip.parent.name, path.as_posix(), md5, status, source, (artists or {}).get(track_id, "")))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -29,7 +29,7 @@ SUBSETS = ("small", "medium", "large", "full")
 METADATA_MEMBER = "fma_metadata/tracks.csv"
 MEMBER = re.compile(r"^fma_(?P<subset>small|medium|large|full)/\d{3}/(?P<track>\d{6})\.mp3$")
 COLUMNS_READ = {("track", "genre_top"): "label", ("set", "split"): "split", ("set", "subset"): "subset",
-                ("artist", "id"): "artist_id"}
+                ("artist", "id"): "artist"}
 """The columns of FMA's tracks.csv this source reads, and their names in the catalogue."""
 EXCLUDED = "excluded: "
 """The status of a catalogued track that is never used, followed by why."""
@@ -73,7 +73,8 @@ def in_subset(metadata, subset):
 
 
 def fma_catalogue(metadata, members, archive, subset):
-    """The tracks table (catalogue.COLUMNS, then split and artist_id) of `subset`, in FMA's track order."""
+    """The tracks table (catalogue.COLUMNS, then split) of `subset`, in FMA's track order; FMA's artist id as the
+    artist."""
     tracks = metadata[in_subset(metadata, subset)]
     rows = []
     for track_id, track in zip(tracks.index, tracks.itertuples()):
@@ -81,8 +82,8 @@ def fma_catalogue(metadata, members, archive, subset):
         status = ("ok" if label and track_id in members
                   else f"{EXCLUDED}no top genre" if not label else f"{EXCLUDED}no MP3 in the archive")
         path = f"{archive}{IN_ARCHIVE}{members[track_id]}" if track_id in members else ""
-        rows.append((track_id, label, path, "", status, "fma", track.split, track.artist_id))
-    return pd.DataFrame(rows, columns=[*COLUMNS, "split", "artist_id"])
+        rows.append((track_id, label, path, "", status, "fma", str(track.artist), track.split))
+    return pd.DataFrame(rows, columns=[*COLUMNS, "split"])
 
 
 def download(fma, raw=RAW, downloads=DOWNLOADS):

@@ -9,7 +9,9 @@ collection is stored once; DVC hashes the folder as a dependency of this stage.
 import os
 from pathlib import Path
 
+import mutagen
 import pandas as pd
+import soundfile as sf
 
 from stages.core.checksums import file_digest
 from stages.core.console import progress
@@ -65,8 +67,23 @@ def scan(folder):
     return labels
 
 
+def artist_tag(path):
+    """The artist a file's tags name (ID3, Vorbis comment, MP4, or a WAV's RIFF INFO), or "" if none."""
+    try:
+        tags = getattr(mutagen.File(path, easy=True), "tags", None)
+    except (mutagen.MutagenError, OSError):
+        tags = None
+    if tags is not None and tags.get("artist"):
+        return str(tags["artist"][0]).strip()
+    try:
+        with sf.SoundFile(path) as audio:  # a WAV's INFO chunk, which mutagen does not read
+            return (audio.copy_metadata().get("artist") or "").strip()
+    except (sf.SoundFileError, RuntimeError, OSError):
+        return ""
+
+
 def folder_catalogue(folder):
-    """The tracks table of `folder`: track_id is the file's path below `folder`, md5 the file's.
+    """The tracks table of `folder`: track_id is the file's path below `folder`, md5 the file's, artist its tag.
 
     A file with the same bytes as an earlier one (under any label) is marked "duplicate of <track_id>";
     extract skips it, so no recording is on both sides of a split.
@@ -79,7 +96,7 @@ def folder_catalogue(folder):
         md5 = file_digest(path)
         status = f"duplicate of {first_of[md5]}" if md5 in first_of else "ok"
         first_of.setdefault(md5, track_id)
-        rows.append((track_id, label, path.as_posix(), md5, status, "folder"))
+        rows.append((track_id, label, path.as_posix(), md5, status, "folder", artist_tag(path)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

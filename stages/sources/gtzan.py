@@ -16,7 +16,7 @@ from stages.core.errors import UserError
 from stages.core.files import CHUNK, atomic_output, remove
 from stages.core.gtzan import GENRES
 from stages.core.params import load_params
-from stages.core.paths import DOWNLOADS, GTZAN_CHECKSUMS, RAW, RAW_TRACKS
+from stages.core.paths import DOWNLOADS, GTZAN_ARTISTS, GTZAN_CHECKSUMS, RAW, RAW_TRACKS
 from stages.sources.archive import TAR_ERRORS, members, obtain_archive
 from stages.sources.catalogue import clip_catalogue, summarize
 
@@ -62,6 +62,17 @@ def official_checksums(path=GTZAN_CHECKSUMS):
     return dict(zip(table["track_id"], table["md5"]))
 
 
+def gtzan_artists(path=GTZAN_ARTISTS):
+    """{track_id: artist} of GTZAN's 1000 clips by Sturm's index (lines `blues.00000.wav ::: artist ::: title`
+    after `##` comments); "" for the 81 clips whose artist is unknown."""
+    artists = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("##"):
+            clip, artist = (field.strip() for field in line.split(":::")[:2])
+            artists[clip.rsplit(".", 1)[0]] = artist
+    return artists
+
+
 def absent_report(tracks, official):
     absent = sorted(set(official) - set(tracks["track_id"]))
     if absent:
@@ -70,10 +81,11 @@ def absent_report(tracks, official):
     return ""
 
 
-def download(gtzan, raw=RAW, downloads=DOWNLOADS, checksums=GTZAN_CHECKSUMS):
+def download(gtzan, raw=RAW, downloads=DOWNLOADS, checksums=GTZAN_CHECKSUMS, artists=GTZAN_ARTISTS):
     """Build `raw` from the `data.gtzan` params group; returns the tracks table.
 
-    `downloads` keeps a partial or verified download between runs; `checksums` is the official per-clip list.
+    `downloads` keeps a partial or verified download between runs; `checksums` is the official per-clip list;
+    `artists` Sturm's index of each clip's artist.
     """
     official = official_checksums(checksums)
     archive, downloaded = obtain_archive([gtzan["url"], *gtzan["mirrors"]], "GTZAN", OFFLINE_HELP, downloads)
@@ -85,7 +97,7 @@ def download(gtzan, raw=RAW, downloads=DOWNLOADS, checksums=GTZAN_CHECKSUMS):
                 remove(archive)
                 raise UserError(f"{error}; removed it: run again to download it again")
             raise
-        tracks = clip_catalogue(staging, raw, "gtzan", official)
+        tracks = clip_catalogue(staging, raw, "gtzan", official, gtzan_artists(artists))
         tracks.to_csv(staging / RAW_TRACKS.name, index=False)
     log(summarize(tracks) + absent_report(tracks, official))
     return tracks

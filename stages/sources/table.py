@@ -16,9 +16,9 @@ from stages.sources.catalogue import COLUMNS, write_catalogue
 
 def table_catalogue(path):
     """The tracks table (catalogue.COLUMNS) of the table at `path`: one row per track, each with the table's md5."""
-    track_ids, labels = catalogue_rows(path)
+    track_ids, labels, artists = catalogue_rows(path)
     return pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path), "md5": file_digest(path),
-                         "status": "ok", "source": "table"}, columns=COLUMNS)
+                         "status": "ok", "source": "table", "artist": artists}, columns=COLUMNS)
 
 
 def main():
