@@ -1,8 +1,15 @@
-"""Stage `train`: the seed's dense network on the training tracks, validated on the validation tracks.
+"""Stage `train`: a head on the training tracks, chosen on the validation tracks.
+
+    python -m stages.train
+
+`train.head: network` is the seed's dense network (with `train.early_stopping`, the epoch of best
+validation accuracy is kept); `logistic` a multinomial logistic regression fitted with
+scikit-learn's L-BFGS for each `train.C`, the one of best validation accuracy kept (ties go to the
+stronger regularisation), saved as one softmax layer. No validation track is ever trained on.
 
 Output: `data/model/model.keras` (with the feature params and classes it was trained on);
-`metrics/train_log.csv` (loss, accuracy, val_loss, val_accuracy for every epoch) and
-`metrics/train.json` (the last epoch's).
+`metrics/train_log.csv` (loss, accuracy, val_loss, val_accuracy for every epoch; one line for
+`logistic`) and `metrics/train.json` (the kept epoch's or fit's, and what was chosen).
 """
 
 import resource
@@ -18,37 +25,97 @@ from stages.core.params import load_params
 from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 from stages.core.sets import classes, data_source, feature_recipe, load_set
 from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
-from stages.model.network import batches, build_model, save_model, seed_everything, standardization
+from stages.model.network import (batches, build_model, save_model, seed_everything, softmax_model,
+                                  standardization)
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
-          batch_size=32, from_disk=False, standardize=False, log_path=TRAIN_LOG, verbose=2):
+          batch_size=32, from_disk=False, standardize=False, early_stopping=0, l2=0.0, dropout=0.0,
+          log_path=TRAIN_LOG, verbose=2):
     """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes); validate on `validation` (x, y) if given.
 
-    x (and validation's) may be dataset.MappedRows: with `from_disk` the rows are read in batches,
+    x (and validation's) may be core.rows.MappedRows: with `from_disk` the rows are read in batches,
     shuffled each epoch by `seed`. With `standardize`, every row is centred and scaled by the mean
-    and deviation of x's columns (in place, for arrays). Writes one line per epoch to the CSV
-    `log_path` (and, with verbose=2, to the console); returns (model, history, (mean, scale) or None).
+    and deviation of x's columns (in place, for arrays). With `early_stopping` (epochs of patience),
+    training stops when validation accuracy has not improved for that long, and the best epoch's
+    weights are kept. Writes one line per epoch to the CSV `log_path` (and, with verbose=2, to the
+    console); returns (model, history, (mean, scale) or None).
     """
     keras, _ = keras_and_tensorflow()
     seed_everything(seed)
-    model = build_model(x.shape[1], y.shape[1], hidden_units, learning_rate)
+    model = build_model(x.shape[1], y.shape[1], hidden_units, learning_rate, l2, dropout)
     standardized = standardization(x) if standardize else None
     if from_disk:
         data = {"x": batches(x, y, batch_size, seed, standardized)}
         validation = validation and batches(*validation, batch_size, standardized=standardized)
     else:
-        if standardized is not None:
-            mean, scale = standardized
-            for rows in [x, *(validation[:1] if validation else [])]:
-                rows -= mean  # in place: the rows are this stage's own copy, and may be most of the memory
-                rows /= scale
+        standardize_in_place(standardized, x, *(validation[:1] if validation else []))
         data = {"x": x, "y": y, "batch_size": batch_size}
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=early_stopping, mode="max",
+                                                       restore_best_weights=True))
     with atomic_output(log_path) as temporary, without_lines(FIT_NOISE):
         history = model.fit(**data, epochs=epochs, validation_data=validation, verbose=verbose,
-                            callbacks=[keras.callbacks.CSVLogger(str(temporary)), keras.callbacks.TerminateOnNaN()])
+                            callbacks=[keras.callbacks.CSVLogger(str(temporary)), *callbacks])
         check_finite(history.history["loss"])
     return model, history.history, standardized
+
+
+def standardize_in_place(standardized, *matrices):
+    """Centre and scale each of `matrices` (n_rows, n_values) by `standardized` (mean, scale), if not None; in place:
+    the rows are this stage's own copy, and may be most of the memory."""
+    if standardized is not None:
+        for rows in matrices:
+            rows -= standardized[0]
+            rows /= standardized[1]
+
+
+def fit_logistic(x, y, validation, C=(0.01, 0.1, 1, 10), standardize=False, log_path=TRAIN_LOG):
+    """The multinomial logistic regression of x (n_rows, n_values), y (n_rows, n_classes) whose inverse
+    regularisation strength `C` (a number or a list) scores best on `validation` (x, y); ties go to the smaller C.
+
+    Every candidate is fitted on x only (scikit-learn's L-BFGS, deterministic). With `standardize`, x and
+    validation's x are standardized in place first. Writes the kept fit's scores as one line to `log_path`.
+    Returns (Keras model of one softmax layer, (mean, scale) or None, {"C": the chosen, "candidates": {C: val acc}}).
+    """
+    from sklearn.linear_model import LogisticRegression
+    standardized = standardization(x) if standardize else None
+    standardize_in_place(standardized, x, validation[0])
+    labels, valid_labels = y.argmax(axis=1), validation[1].argmax(axis=1)
+    best, candidates = None, {}
+    for strength in sorted(C if isinstance(C, list) else [C]):
+        fitted = LogisticRegression(C=strength, max_iter=1000).fit(x, labels)
+        candidates[strength] = float(np.mean(fitted.predict(validation[0]) == valid_labels))
+        if best is None or candidates[strength] > candidates[best.C]:
+            best = fitted
+    kernel, bias = softmax_weights(best, y.shape[1])
+    model = softmax_model(kernel, bias)
+    scores = {name: value for split, (rows, truth) in (("", (x, y)), ("val_", validation))
+              for name, value in zip((f"{split}accuracy", f"{split}loss"), model_scores(model, rows, truth))}
+    with atomic_output(log_path) as temporary:
+        Path(temporary).write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0," + ",".join(
+            repr(scores[name]) for name in ("accuracy", "loss", "val_accuracy", "val_loss")) + "\n")
+    return model, standardized, {"C": best.C, "candidates": candidates} | {name: [v] for name, v in scores.items()}
+
+
+def softmax_weights(fitted, n_classes):
+    """(kernel (n_values, n_classes), bias (n_classes,)) of a fitted scikit-learn LogisticRegression as one softmax
+    layer. Two classes: sigmoid(w.x + b) is softmax([0, w.x + b]). A class with no training row gets a bias of -30
+    (a probability below 1e-13)."""
+    coef, intercept = fitted.coef_, fitted.intercept_
+    if len(fitted.classes_) == 2:
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    kernel, bias = np.zeros((coef.shape[1], n_classes)), np.full(n_classes, -30.0)
+    kernel[:, fitted.classes_], bias[fitted.classes_] = coef.T, intercept
+    return kernel, bias
+
+
+def model_scores(model, x, y):
+    """(accuracy, categorical cross-entropy) of a Keras model on x, one-hot y."""
+    probabilities = model.predict_on_batch(x)
+    return (float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1))),
+            float(-np.mean(np.log(np.clip(np.sum(probabilities * y, axis=1), 1e-7, 1)))))
 
 
 def check_finite(losses):
@@ -57,6 +124,10 @@ def check_finite(losses):
         raise UserError(f"the training loss became {losses[-1]} at epoch {len(losses)}: the features hold values too "
                         "large to train on; set train.standardize: true or lower train.learning_rate")
 
+
+NETWORK_SETTINGS = ("hidden_units", "learning_rate", "batch_size", "from_disk", "standardize", "early_stopping", "l2",
+                    "dropout")
+"""The `train` params the network head reads (`head` and `C` choose and fit the logistic one)."""
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -109,10 +180,25 @@ def main():
         raise UserError("the validation set is empty: raise split.validation_fraction")
     log(f"train: {rows['track_id'].nunique()} tracks ({len(x)} rows x {x.shape[1]} values), "
         f"validating on {valid_rows['track_id'].nunique()} tracks")
-    model, history, standardized = train(x, y, (x_valid, y_valid), params["epochs"], params["seed"],
-                                         **params["train"])
+    settings = params["train"]
+    chosen = {}
+    if settings["head"] == "logistic" and from_disk:
+        raise UserError("train.head: logistic fits on rows in memory: set train.from_disk: false")
+    if settings["head"] == "logistic":
+        model, standardized, history = fit_logistic(x, y, (x_valid, y_valid), settings["C"], settings["standardize"])
+        chosen = {"C": history.pop("C"), "candidates": {f"C={c:g}": round(a, 6)
+                                                        for c, a in history.pop("candidates").items()}}
+        log(f"train: logistic regression, C={chosen['C']:g} chosen on the validation tracks "
+            f"({', '.join(f'{name}: {accuracy:.3f}' for name, accuracy in chosen['candidates'].items())})")
+    else:
+        network = {key: settings[key] for key in NETWORK_SETTINGS}
+        model, history, standardized = train(x, y, (x_valid, y_valid), params["epochs"], params["seed"], **network)
+        if settings["early_stopping"]:
+            chosen = {"epoch_kept": int(np.argmax(history["val_accuracy"])) + 1}
+            log(f"train: epoch {chosen['epoch_kept']} of {len(history['loss'])} kept (best validation accuracy)")
+    kept = chosen.get("epoch_kept", len(history["loss"])) - 1
     save_model(model, MODEL, feature_recipe(), classes(), standardized)
-    write_json(TRAIN_METRICS, {name: round(float(values[-1]), 6) for name, values in history.items()}
+    write_json(TRAIN_METRICS, {name: round(float(values[kept]), 6) for name, values in history.items()} | chosen
                | {"epochs": params["epochs"], "train_clips": len(x), "source": data_source()})
 
 

@@ -296,3 +296,18 @@ def test_real_gtzan_clips_report_shared_artists_until_the_split_keeps_artists_ap
     sides = {name: {artist[track] or track for track in (repo / f"data/split/{name}.txt").read_text().split()}
              for name in ("train", "valid", "test")}
     assert not sides["train"] & sides["test"] and not sides["valid"] & sides["test"]
+
+
+def test_the_heads_run_end_to_end_record_what_was_chosen_and_predict(scratch_repo):
+    dvc(scratch_repo, "exp", "run", "-S", "train.head=logistic", "-S", "train.standardize=true")
+    chosen = json.loads((scratch_repo / "metrics/train.json").read_text())
+    assert chosen["C"] in (0.01, 0.1, 1, 10) and set(chosen["candidates"]) == {"C=0.01", "C=0.1", "C=1", "C=10"}
+    assert max(chosen["candidates"].values()) == chosen["candidates"][f"C={chosen['C']:g}"]
+    assert json.loads((scratch_repo / "metrics/eval.json").read_text())["accuracy"] > 0.3
+    songs = sorted((scratch_repo / "data/raw/genres/metal").glob("*.wav"))[:2]
+    answer = run_in(scratch_repo, sys.executable, "-m", "stages.predict", "--json", *map(str, songs)).stdout
+    assert len(answer.splitlines()) == 2
+    dvc(scratch_repo, "exp", "run", "-S", "train.head=network", "-S", "train.early_stopping=2", "-S", "epochs=30")
+    kept = json.loads((scratch_repo / "metrics/train.json").read_text())["epoch_kept"]
+    log = pd.read_csv(scratch_repo / "metrics/train_log.csv")
+    assert kept == int(log["val_accuracy"].idxmax()) + 1

@@ -350,3 +350,85 @@ def test_no_metrics_file_ever_holds_nan_or_infinity(tmp_path):
     with pytest.raises(ValueError):
         write_json(tmp_path / "eval.json", {"loss": float("nan")})
     assert not (tmp_path / "eval.json").exists()
+
+
+# ---------------------------------------------------------------- heads chosen on validation
+
+def separable(n_per_class=20, n_classes=3, shift=0.0, seed=0):
+    """Rows of 5 values, each class's mean far apart: x (n, 5) float32, one-hot y (n, n_classes)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    x = rng.standard_normal((len(labels), 5)) * 0.1 + np.eye(n_classes, 5)[labels] * 3 + shift
+    return x.astype(np.float32), np.eye(n_classes, dtype=np.float32)[labels]
+
+
+def test_the_logistic_head_separates_a_separable_table_the_same_bytes_twice(tmp_path):
+    from stages.train import fit_logistic
+    saved = []
+    for name in ("a", "b"):
+        x, y = separable()
+        valid = separable(seed=1)
+        model, standardized, chosen = fit_logistic(x, y, valid, [0.01, 1], standardize=True,
+                                                   log_path=tmp_path / f"{name}.csv")
+        save_model(model, tmp_path / f"{name}.keras", RECIPE, ["a", "b", "c"], standardized)
+        saved.append((tmp_path / f"{name}.keras").read_bytes())
+    test_x, test_y = separable(seed=2)
+    probabilities = Network(tmp_path / "a.keras").predict(test_x)
+    assert np.mean(probabilities.argmax(axis=1) == test_y.argmax(axis=1)) == 1.0
+    assert saved[0] == saved[1]
+
+
+def test_C_is_chosen_by_the_validation_tracks_and_the_kept_model_never_saw_them(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from stages.train import fit_logistic, softmax_weights
+    # training: 6 rows of class 0 at -1, 4 of class 1 at +1; a tiny C predicts the majority class everywhere
+    x = np.array([[-1.0]] * 6 + [[1.0]] * 4, np.float32)
+    y = np.eye(2, dtype=np.float32)[[0] * 6 + [1] * 4]
+    majority = (np.array([[0.5]] * 4, np.float32), np.eye(2, dtype=np.float32)[[0] * 4])
+    sides = (np.array([[-1.0], [1.0]], np.float32), np.eye(2, dtype=np.float32)[[0, 1]])
+    assert fit_logistic(x.copy(), y, majority, [1e-4, 100], log_path=tmp_path / "a.csv")[2]["C"] == 1e-4
+    model, _, chosen = fit_logistic(x.copy(), y, sides, [1e-4, 100], log_path=tmp_path / "b.csv")
+    assert chosen["C"] == 100 and chosen["candidates"] == {1e-4: 0.5, 100: 1.0}
+    kernel, bias = softmax_weights(LogisticRegression(C=100, max_iter=1000).fit(x, y.argmax(axis=1)), 2)
+    np.testing.assert_allclose(model.get_layer("output").get_weights()[0], kernel, rtol=1e-6)
+    np.testing.assert_allclose(model.get_layer("output").get_weights()[1], bias, rtol=1e-6)
+
+
+def test_a_tie_goes_to_the_stronger_regularisation(tmp_path):
+    from stages.train import fit_logistic
+    x, y = separable()
+    assert fit_logistic(x, y, separable(seed=1), [10, 0.1, 1], log_path=tmp_path / "log.csv")[2]["C"] == 0.1
+
+
+def test_the_runner_gives_the_logistic_regressions_probabilities(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from stages.train import fit_logistic
+    x, y = separable(n_classes=4)
+    model, _, _ = fit_logistic(x.copy(), y, separable(n_classes=4, seed=1), 1.0, log_path=tmp_path / "log.csv")
+    save_model(model, tmp_path / "model.keras", RECIPE, list("abcd"))
+    expected = LogisticRegression(C=1.0, max_iter=1000).fit(x, y.argmax(axis=1)).predict_proba(x)
+    # float64 in scikit-learn, float32 in the runner
+    np.testing.assert_allclose(Network(tmp_path / "model.keras").predict(x), expected, atol=1e-5)
+
+
+def test_early_stopping_keeps_the_epoch_of_best_validation_accuracy(toy_data, tmp_path):
+    x, y = toy_data
+    flipped = (x[48:], y[48:][:, ::-1].copy())  # the more the network learns, the worse it does on these
+    model, history, _ = train(x[:48], y[:48], flipped, epochs=30, seed=3, early_stopping=3,
+                              log_path=tmp_path / "log.csv", verbose=0)
+    best = int(np.argmax(history["val_accuracy"]))
+    assert best < len(history["loss"]) - 3 and len(history["loss"]) < 30, "it stopped early"
+    first, _, _ = train(x[:48], y[:48], flipped, epochs=best + 1, seed=3, log_path=tmp_path / "first.csv", verbose=0)
+    for kept, plain in zip(model.get_weights(), first.get_weights()):
+        np.testing.assert_array_equal(kept, plain)
+
+
+def test_l2_and_dropout_are_layers_of_the_network_and_the_runner_still_runs_it(toy_data, tmp_path):
+    x, y = toy_data
+    model, _, _ = train(x[:48], y[:48], (x[48:], y[48:]), epochs=2, l2=0.01, dropout=0.5,
+                        log_path=tmp_path / "log.csv", verbose=0)
+    assert model.get_layer("dropout").rate == 0.5 and model.get_layer("hidden").kernel_regularizer.l2 == 0.01
+    save_model(model, tmp_path / "model.keras", RECIPE, list(GENRES))
+    np.testing.assert_allclose(Network(tmp_path / "model.keras").predict(x), model.predict_on_batch(x), atol=1e-6)

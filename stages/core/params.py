@@ -54,6 +54,13 @@ def _names(value):
         return "must be a list of column names, [] for none"
 
 
+def _inverse_strengths(value):
+    values = value if isinstance(value, list) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")
+                         for v in values):
+        return "must be a positive number or a non-empty list of them, e.g. [0.01, 0.1, 1, 10]"
+
+
 def _path_or_null(value):
     if value is not None and not (isinstance(value, str) and value):
         return "must be a file path, or null"
@@ -131,6 +138,11 @@ SCHEMA = {
         "batch_size": _integer(1),
         "from_disk": _boolean,
         "standardize": _boolean,
+        "head": _choice("network", "logistic"),
+        "C": _inverse_strengths,
+        "early_stopping": _integer(0),
+        "l2": _number(0.0, 1.0),
+        "dropout": _number(0.0, 0.95),
     },
 }
 

@@ -26,21 +26,35 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001):
+def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001, l2=0.0, dropout=0.0):
     """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam.
 
-    hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier.
+    hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier. `l2` penalises
+    every kernel; `dropout` drops that share of the hidden units while training. With both 0 (the
+    defaults) the network is exactly the seed's.
     """
     keras, _ = keras_and_tensorflow()
+    penalty = keras.regularizers.L2(l2) if l2 else None
     # Named layers: Keras would number them per process, and the saved file would differ.
-    hidden = [keras.layers.Dense(hidden_units, activation="relu", name="hidden")] if hidden_units else []
+    hidden = [keras.layers.Dense(hidden_units, activation="relu", kernel_regularizer=penalty, name="hidden")
+              ] if hidden_units else []
+    if hidden and dropout:
+        hidden.append(keras.layers.Dropout(dropout, name="dropout"))
     model = keras.Sequential([
         keras.Input(shape=(n_inputs,), name="features"),
         *hidden,
-        keras.layers.Dense(n_classes, activation="softmax", name="output"),
+        keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=penalty, name="output"),
     ], name="seed_network")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, name="adam"),
                   loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def softmax_model(kernel, bias):
+    """A Keras model of one softmax layer with `kernel` (n_inputs, n_classes) and `bias` (n_classes,): how a linear
+    classifier fitted elsewhere (a logistic regression) is saved, so that evaluate and predict run it as any other."""
+    model = build_model(kernel.shape[0], kernel.shape[1], hidden_units=0)
+    model.get_layer("output").set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return model
 
 
