@@ -25,8 +25,8 @@ from stages.core.params import load_params
 from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 from stages.core.sets import classes, data_source, feature_recipe, load_set
 from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
-from stages.model.network import (batches, build_model, save_model, seed_everything, softmax_model,
-                                  standardization)
+from stages.model.network import batches, build_model, save_model, seed_everything, softmax_model, standardization
+from stages.model.runner import ACTIVATIONS, cross_entropy
 
 
 def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
@@ -90,13 +90,13 @@ def fit_logistic(x, y, validation, C=(0.01, 0.1, 1, 10), standardize=False, log_
         if best is None or candidates[strength] > candidates[best.C]:
             best = fitted
     kernel, bias = softmax_weights(best, y.shape[1])
-    model = softmax_model(kernel, bias)
     scores = {name: value for split, (rows, truth) in (("", (x, y)), ("val_", validation))
-              for name, value in zip((f"{split}accuracy", f"{split}loss"), model_scores(model, rows, truth))}
+              for name, value in zip((f"{split}accuracy", f"{split}loss"), linear_scores(kernel, bias, rows, truth))}
     with atomic_output(log_path) as temporary:
         Path(temporary).write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0," + ",".join(
             repr(scores[name]) for name in ("accuracy", "loss", "val_accuracy", "val_loss")) + "\n")
-    return model, standardized, {"C": best.C, "candidates": candidates} | {name: [v] for name, v in scores.items()}
+    return (softmax_model(kernel, bias), standardized,
+            {"C": best.C, "candidates": candidates} | {name: [value] for name, value in scores.items()})
 
 
 def softmax_weights(fitted, n_classes):
@@ -111,11 +111,10 @@ def softmax_weights(fitted, n_classes):
     return kernel, bias
 
 
-def model_scores(model, x, y):
-    """(accuracy, categorical cross-entropy) of a Keras model on x, one-hot y."""
-    probabilities = model.predict_on_batch(x)
-    return (float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1))),
-            float(-np.mean(np.log(np.clip(np.sum(probabilities * y, axis=1), 1e-7, 1)))))
+def linear_scores(kernel, bias, x, y):
+    """(accuracy, categorical cross-entropy) of the softmax layer (kernel, bias) on x, one-hot y."""
+    probabilities = ACTIVATIONS["softmax"](x @ kernel + bias)
+    return float(np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1))), cross_entropy(y, probabilities)
 
 
 def check_finite(losses):

@@ -300,3 +300,79 @@ def test_the_code_folders_of_killed_runs_are_removed(cluster, clips, tmp_path):
     assert drive(cluster.address, clips[:1], temporary=tmp_path).returncode == 0
     assert not left.exists()
     assert not list(tmp_path.glob("genre-pipeline-code-*"))
+
+
+# ---------------------------------------------------------------- a cluster shared by people
+
+VERSIONED = ("import json, sys, time\n"
+             "from stages.core.errors import run\n"
+             "from stages.features.workers import results\n"
+             "def version(task):  # defined here, so that Dask sends it by value: it reports the worker's code\n"
+             "    import stages.core.paths\n"
+             "    time.sleep(0.05)\n"
+             "    return getattr(stages.core.paths, 'VERSION', 'unversioned')\n"
+             "def main():\n"
+             "    print(json.dumps(list(results(version, list(range(int(sys.argv[2]))), scheduler=sys.argv[1]))))\n"
+             "run(main)\n")
+
+
+def code_of(version, folder):
+    """A copy of the project's `stages` package in `folder` whose core/paths.py says VERSION = `version`."""
+    import shutil
+
+    from conftest import PROJECT
+    shutil.copytree(PROJECT / "stages", folder / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    paths = folder / "stages/core/paths.py"
+    paths.write_text(paths.read_text() + f"\nVERSION = {version!r}\n")
+    return folder
+
+
+def test_two_runs_with_different_code_on_one_cluster_each_get_their_own_codes_rows(cluster, tmp_path):
+    alice, bob = (code_of(name, tmp_path / name) for name in ("alice", "bob"))
+    first = subprocess.Popen([sys.executable, "-c", VERSIONED, cluster.address, "200"], cwd=alice, env=tool_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from distributed import Client
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        while not any(client.processing().values()):  # alice's run holds the cluster
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-c", VERSIONED, cluster.address, "40"], cwd=bob, env=tool_env(),
+                            capture_output=True, text=True, timeout=300)
+    out, error = first.communicate(timeout=300)
+    assert json.loads(out) == ["alice"] * 200, error
+    assert json.loads(second.stdout.splitlines()[-1]) == ["bob"] * 40, second.stderr
+    assert "another run is extracting on the Dask cluster" in second.stderr
+
+
+def test_nothing_a_run_registers_outlives_it(cluster, clips):
+    from distributed import Client
+    for _ in range(2):
+        assert drive(cluster.address, clips[:1]).returncode == 0
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        scheduler = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+        workers = client.run(lambda dask_worker: list(dask_worker.plugins))
+    assert not [name for name in scheduler if "genre-pipeline" in name or "stages.zip" in name], scheduler
+    assert not [name for names in workers.values() for name in names if "genre-pipeline" in name], workers
+
+
+STOPS = ("import os, signal, sys\n"
+         "import stages.features.workers as workers\n"
+         "from stages.core.errors import run\n"
+         "workers.CHUNK_SECONDS = 5\n"
+         "def stop(task):  # the worker stops itself, as SIGSTOP or a stuck NFS read would leave it: alive, silent\n"
+         "    os.kill(os.getpid(), signal.SIGSTOP)\n"
+         "run(lambda: list(workers.results(stop, ['a.wav', 'b.wav'], scheduler=sys.argv[1])))\n")
+
+
+def test_a_stopped_worker_ends_the_run_in_one_line_naming_it_and_the_files():
+    cluster = Cluster(n_workers=1)
+    try:
+        result = subprocess.run([sys.executable, "-c", STOPS, cluster.address], cwd=PROJECT_DIR, env=tool_env(),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: the Dask worker tcp://127.0.0.1:")
+        assert "has not finished a.wav, b.wav in 5 s (stopped, or stuck reading)" in result.stderr
+    finally:
+        for worker in cluster.workers:
+            worker.send_signal(signal.SIGCONT)
+        cluster.stop()

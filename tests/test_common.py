@@ -38,10 +38,12 @@ def test_a_scheduler_address_is_accepted(address):
 
 @pytest.mark.parametrize("dotted, value, message", [
     ("epochs", -3, "params.yaml: 'epochs' must be an integer >= 1, got -3"),
-    ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, fault_filtered"),
+    ("split.method", "kfold", "params.yaml: 'split.method' must be one of random, stratified, artist, fault_filtered"),
     ("train.learning_rate", "fast", "'train.learning_rate' must be a number"),
-    ("data.gtzan.url", "genres.tar.gz#md5=abc", "'data.gtzan.url' the checksum of genres.tar.gz must be 32 "
-     "lowercase hex digits after #md5=, got 3"),
+    ("data.gtzan.url", "genres.tar.gz#md5=abc", "'data.gtzan.url' '#md5=abc' after genres.tar.gz is not a checksum: "
+     "write #sha256=<64 hex digits> (or #sha1=<40>, #md5=<32>), or nothing"),
+    ("train.C", [0.1, -1], "'train.C' must be a positive number or a non-empty list of them"),
+    ("train.head", "svm", "'train.head' must be one of network, logistic"),
     ("data.source", "spotify", "'data.source' must be one of gtzan, demo, folder"),
     ("features.windows", "some", "'features.windows' must be one of first, all"),
     ("features.mfcc.n_values", 0, "'features.mfcc.n_values' must be an integer >= 1"),

@@ -50,7 +50,7 @@ def test_downloads_and_unpacks_a_gtzan_archive(server, tiny_archive, run_downloa
     server.files["/genres.tar.gz"] = tiny_archive.read_bytes()
     tracks = run_download(gtzan_params(server.url("/genres.tar.gz"), md5_of(tiny_archive)))
     assert len(tracks) == 20
-    assert list(tracks.columns) == ["track_id", "label", "path", "md5", "status", "source"]
+    assert list(tracks.columns) == ["track_id", "label", "path", "md5", "status", "source", "artist"]
     assert (tmp_path / "raw/genres/blues/blues.00000.wav").is_file()
     assert tracks["path"].iat[0] == f"{tmp_path.as_posix()}/raw/genres/blues/blues.00000.wav"
     assert pd.read_csv(tmp_path / "raw/tracks.csv")["track_id"].tolist() == tracks["track_id"].tolist()

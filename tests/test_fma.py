@@ -85,7 +85,7 @@ def test_dvc_exp_run_on_fma_catalogues_the_subset_and_skips_its_faults(fma_repo)
     assert len(catalogue) == 22 and "140000" not in set(catalogue["track_id"])
     status = dict(zip(catalogue["track_id"], catalogue["status"]))
     assert status["099134"] == "excluded: no top genre"
-    assert {"split", "artist_id"} <= set(catalogue.columns)
+    assert {"split", "artist"} <= set(catalogue.columns) and catalogue["artist"].notna().all()
     assert catalogue["path"].iat[0].endswith("fma_small.zip::fma_small/000/000002.mp3")
     skipped = pd.read_csv(fma_repo / "data/features/skipped.csv", dtype={"track_id": str})
     assert set(skipped["track_id"]) == {"098565", "099134"}

@@ -311,3 +311,17 @@ def test_the_heads_run_end_to_end_record_what_was_chosen_and_predict(scratch_rep
     kept = json.loads((scratch_repo / "metrics/train.json").read_text())["epoch_kept"]
     log = pd.read_csv(scratch_repo / "metrics/train_log.csv")
     assert kept == int(log["val_accuracy"].idxmax()) + 1
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("features.n_jobs=-3", "error: params.yaml: 'features.n_jobs' must be an integer >= 0, got -3"),
+    ("features.scheduler=foo", "error: params.yaml: 'features.scheduler' must be a Dask scheduler's address"),
+    ("data.source=nope", "error: params.yaml: 'data.source' must be one of gtzan, demo, folder, table, fma, got "
+                         "'nope'"),
+])
+def test_a_bad_param_no_stage_depends_on_stops_the_run_and_records_no_experiment(setting, message, scratch_repo):
+    result = dvc(scratch_repo, "exp", "run", "-S", setting, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "stages/sources/nope.py" not in result.stderr
+    shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
+    assert not [exp for row in shown for exp in (row.get("experiments") or [])]

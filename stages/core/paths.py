@@ -3,6 +3,7 @@
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+PARAMS_CHECKED = Path("data/params-checked.txt")  # check_params: the run goes on only once params.yaml is valid
 
 RAW = Path("data/raw")                      # download: the audio (GTZAN, demo) and tracks.csv
 RAW_TRACKS = RAW / "tracks.csv"

@@ -4,11 +4,14 @@ Locally: `n_jobs` worker processes, forked, or started from a fork server where 
 already runs in this process (a notebook, say): a fork would copy its threads' locks mid-use.
 Each worker sets itself up (_prepare_process); the driver's own settings are never touched.
 With a scheduler address (`features.scheduler`), the cluster's workers: the project's code is
-sent to them (Client.upload_file), each task carries absolute paths resolved here and sets its
-worker up on first use, and a worker that dies has its files redone by the others (Dask's own
-rescheduling). Nothing stays registered on the scheduler after a run, so a worker that joins a
-long-lived cluster later needs nothing but the uploaded code. Either way the driver holds only
-a bounded window of results: its memory does not grow with the corpus.
+sent to them (as Client.upload_file does, under a name of this run's, unregistered when the run
+ends), each task carries absolute paths resolved here and sets its worker up on first use, and a
+worker that dies has its files redone by the others (Dask's own rescheduling). A cluster is
+shared by one run at a time: a worker holds one version of the `stages` package, so a second
+run, whose code may differ, waits for the first (a cluster-wide Dask Lock, at most LOCK_SECONDS)
+rather than mix the two. A chunk whose results take more than CHUNK_SECONDS (a stopped worker, a
+stuck network read) stops the run naming the worker and the files. Either way the driver holds
+only a bounded window of results: its memory does not grow with the corpus.
 """
 
 import asyncio
@@ -37,7 +40,10 @@ from stages.core.files import remove
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 20
 CHUNK_SECONDS = 3600
-"""The longest wait for one chunk's results from the cluster before the run gives up on it."""
+"""The longest wait for one chunk's results from the cluster (16 files) before the run stops naming its worker."""
+LOCK = "genre-pipeline-extract"
+LOCK_SECONDS = 3600
+"""The longest wait for another run to release the cluster."""
 LOCAL_CHUNK = 4                 # files per task sent to a local worker process
 CLUSTER_CHUNK = 16              # files per Dask task: a network round trip costs more than a pipe's
 CHUNKS_IN_FLIGHT_PER_WORKER = 4
@@ -95,11 +101,12 @@ class WorkFailed(Exception):
         self.chunks, self.error = chunks, error
 
 
-def _in_order(submit, chunks, window):
+def _in_order(submit, chunks, window, timeout=None):
     """Yield (chunk, result) for each chunk, in order, through submit(chunk) -> future; at most window()
     chunks are in flight (asked again at each refill), so that neither side holds more than that.
 
-    Raises WorkFailed with the chunks in flight when a future fails, or submitting one does (a broken pool).
+    Raises WorkFailed with the chunks in flight when a future fails, or submitting one does (a broken pool),
+    or a result takes more than `timeout` seconds (TimeoutError, the late future first in flight).
     """
     in_flight = deque()
 
@@ -115,7 +122,7 @@ def _in_order(submit, chunks, window):
     while in_flight:
         chunk, future = in_flight[0]
         try:
-            result = future.result()
+            result = future.result(timeout=timeout)
         except (KeyboardInterrupt, UserError):
             raise
         except BaseException as error:
@@ -273,31 +280,77 @@ def _redo_on_other_workers(client, function, task, failed_on, redo_elsewhere, na
                     "features.scheduler: null")
 
 
+@contextmanager
+def _code_on(client, scheduler):
+    """This run's `stages` package on the cluster's workers (and any that join) while the context lasts, the
+    cluster held by this run alone; the code is unregistered afterwards."""
+    from distributed import Lock
+    from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
+    lock = Lock(LOCK, scheduler_rpc=client.scheduler, loop=client.loop)
+    if not lock.acquire(blocking=False):
+        from stages.core.console import log
+        log(f"extract: another run is extracting on the Dask cluster at {scheduler}; waiting for it to finish "
+            f"(at most {LOCK_SECONDS} s)")
+        if not lock.acquire(timeout=LOCK_SECONDS):
+            raise UserError(f"the Dask cluster at {scheduler} has been busy with another run for {LOCK_SECONDS} s "
+                            "(one run at a time: a worker holds one version of the code): run again later, or "
+                            "start a cluster of your own")
+    name = f"{CODE_FOLDER.format(pid=os.getpid())}{os.urandom(6).hex()}"
+    try:
+        with _code_folder() as folder:
+            package = str(_package(folder))
+            client.register_plugin(SchedulerUploadFile(package), name=name)
+            client.register_plugin(UploadFile(package), name=name)
+        client.run(_forget_earlier_code)
+        yield
+    finally:
+        try:  # bounded: a stopped worker never answers
+            client.sync(client.scheduler.unregister_worker_plugin, name=name, callback_timeout=CONNECT_SECONDS)
+            client.sync(client.scheduler.unregister_scheduler_plugin, name=name, callback_timeout=CONNECT_SECONDS)
+        except (*LOST, ValueError):
+            pass  # the scheduler is gone, or the plugin never got registered: nothing of this run is left on it
+        finally:
+            lock.release()
+
+
+def _late_worker(client, future):
+    """The address of the worker running `future`, or "unknown" if the scheduler no longer says."""
+    try:
+        return next((worker for worker, keys in client.processing().items() if future.key in keys), "unknown")
+    except LOST:
+        return "unknown"
+
+
 def _on_cluster(function, tasks, scheduler, name_of, redo_elsewhere):
     from distributed import KilledWorker
     with _quiet_distributed():
         client = _connect(scheduler)
+        in_flight = {}
         try:
-            with _code_folder() as folder:
-                client.upload_file(str(_package(folder)))
-            client.run(_forget_earlier_code)
-            iter_tasks = iter(tasks)
-            chunks = iter(lambda: list(islice(iter_tasks, CLUSTER_CHUNK)), [])
+            with _code_on(client, scheduler):
+                iter_tasks = iter(tasks)
+                chunks = iter(lambda: list(islice(iter_tasks, CLUSTER_CHUNK)), [])
 
-            def submit(chunk):
-                return client.submit(_apply_on_worker, function, chunk, pure=False)
+                def submit(chunk):
+                    in_flight[id(chunk)] = future = client.submit(_apply_on_worker, function, chunk, pure=False)
+                    return future
 
-            def window():  # workers that join mid-run (cluster.scale) get work at the next refill
-                return CHUNKS_IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
-            for chunk, (worker, done) in _in_order(submit, chunks, window):
-                for task, result in zip(chunk, done):
-                    if redo_elsewhere is not None and redo_elsewhere(task, result):
-                        result = _redo_on_other_workers(client, function, task, worker, redo_elsewhere, name_of)
-                    yield result
+                def window():  # workers that join mid-run (cluster.scale) get work at the next refill
+                    return CHUNKS_IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
+                for chunk, (worker, done) in _in_order(submit, chunks, window, CHUNK_SECONDS):
+                    in_flight.pop(id(chunk))
+                    for task, result in zip(chunk, done):
+                        if redo_elsewhere is not None and redo_elsewhere(task, result):
+                            result = _redo_on_other_workers(client, function, task, worker, redo_elsewhere, name_of)
+                        yield result
         except WorkFailed as failure:
             if isinstance(failure.error, KilledWorker):
                 raise UserError(f"{_named(failure.chunks[0], name_of)} kept killing the Dask workers that ran them "
                                 "(out of memory, or a crashing decoder): see the workers' logs") from None
+            if isinstance(failure.error, TimeoutError) and id(failure.chunks[0]) in in_flight:
+                worker = _late_worker(client, in_flight[id(failure.chunks[0])])
+                raise UserError(f"the Dask worker {worker} has not finished {_named(failure.chunks[0], name_of)} in "
+                                f"{CHUNK_SECONDS} s (stopped, or stuck reading): restart it and run again") from None
             if isinstance(failure.error, LOST):
                 raise _lost(scheduler, failure.error) from None
             raise failure.error from None
