@@ -14,6 +14,7 @@ import json
 
 import pandas as pd
 
+from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.paths import CONFUSION
 from stages.core.statistics import (
@@ -53,12 +54,13 @@ def predictions(side):
             raise UserError(f"the workspace has no {CONFUSION}: run `dvc repro` first")
         return pd.read_csv(CONFUSION, dtype=str, keep_default_na=False)
     import dvc.api
+    from dvc.exceptions import PathMissingError
     rev = revision(side)
     try:
         text = dvc.api.read(str(CONFUSION), rev=rev)
-    except FileNotFoundError:
+    except (FileNotFoundError, PathMissingError):
         raise UserError(f"'{side}' has no {CONFUSION}: run its pipeline to the end (`dvc exp run`) "
-                        "and commit the results, then compare again")
+                        "and commit the results (git add dvc.lock metrics && git commit), then compare again")
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
 
 
@@ -100,11 +102,31 @@ def compare(a, b):
 
 
 def verdict(result):
-    """One line of plain words: `B is better on 14 tracks and worse on 5: p = 0.064, not significant at 0.05`."""
+    """One line of plain words: `B is better on 14 tracks and worse on 5: p = 0.064, not significant at 0.05`.
+
+    Newcombe's interval is approximate and McNemar's test exact, so near 0.05 the interval may exclude 0
+    while the test finds no significance: the line then says which to believe.
+    """
     table = result["table"]
     significance = "significant" if result["significant"] else "not significant"
+    low, high = result["difference_ci95"]
+    disagree = not result["significant"] and (low > 0 or high < 0)
     return (f"B is better on {table['only_b_right']} tracks and worse on {table['only_a_right']}: "
-            f"p = {result['p_value']:.3f}, {significance} at {ALPHA}")
+            f"p = {result['p_value']:.3f}, {significance} at {ALPHA}" +
+            (" (the interval is approximate and excludes 0 here; the exact test is the stricter of the two)"
+             if disagree else ""))
+
+
+def warn_if_stale(*sides):
+    """Warn when `workspace` is one of `sides` and its metrics are not what its params and code give now."""
+    if WORKSPACE not in sides:
+        return
+    from dvc.repo import Repo
+    with Repo() as repo:
+        changed = [stage for stage in repo.status() if stage in ("train", "evaluate")]
+    if changed:
+        log(f"compare: warning: the workspace's metrics are not what its params and code give now "
+            f"({', '.join(changed)} changed): run `dvc exp run` first")
 
 
 def report(result, name_a, name_b):
@@ -134,6 +156,7 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = compare(predictions(args.a), predictions(args.b))
+    warn_if_stale(args.a, args.b)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, **result, "verdict": verdict(result)}))
     else:

@@ -66,7 +66,8 @@ def test_compare_counts_the_paired_outcomes_and_says_it_in_plain_words():
     assert result["tracks"] == 200
     assert result["accuracy_a"] == 0.625 and result["accuracy_b"] == 0.67 and result["difference"] == 0.045
     assert result["p_value"] == pytest.approx(0.063568, abs=1e-6)
-    assert verdict(result) == "B is better on 14 tracks and worse on 5: p = 0.064, not significant at 0.05"
+    assert verdict(result) == ("B is better on 14 tracks and worse on 5: p = 0.064, not significant at 0.05 (the "
+                               "interval is approximate and excludes 0 here; the exact test is the stricter of the two)")
 
 
 def test_compare_refuses_different_test_tracks_saying_how_many():
@@ -115,3 +116,28 @@ def test_compare_names_a_side_that_does_not_exist_in_one_line(two_experiments):
     assert result.returncode == 1
     assert result.stderr == ("error: 'no-such-run' is no experiment, branch, tag or commit here: "
                              "`dvc exp show` lists them\n")
+
+
+def test_an_interval_that_excludes_zero_beside_not_significant_says_why():
+    a, b = paired(2, 1, 7, 2)  # 7 against 1: p = 0.070, the difference's interval above 0
+    result = compare(a, b)
+    assert not result["significant"] and result["difference_ci95"][0] > 0
+    assert verdict(result).endswith("not significant at 0.05 (the interval is approximate and excludes 0 here; "
+                                    "the exact test is the stricter of the two)")
+
+
+def test_compare_says_which_side_has_no_results_and_what_makes_them(repo, tmp_path):
+    from conftest import clone_project
+    fresh = clone_project(tmp_path / "fresh")  # a clone: no run committed, none in the workspace
+    result = run_in(fresh, sys.executable, "-m", "stages.compare", check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: 'HEAD' has no metrics/confusion.csv: run its pipeline")
+
+
+def test_compare_warns_when_the_workspaces_params_changed_since_its_metrics(two_experiments, tmp_path):
+    from conftest import copy_of, params_set
+    copy = copy_of(two_experiments, tmp_path)
+    with params_set(copy, {"epochs": 7}):
+        result = run_in(copy, sys.executable, "-m", "stages.compare", "five", "workspace")
+    assert ("compare: warning: the workspace's metrics are not what its params and code give now (train "
+            "changed): run `dvc exp run` first") in result.stderr
