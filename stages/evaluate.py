@@ -18,13 +18,11 @@ from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_csv, write_json
 from stages.core.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, RAW_TRACKS, SKIPPED
-from stages.core.sets import classes, data_source, feature_recipe, load_set
-from stages.core.statistics import INTERVAL, rounded, wilson_interval
+from stages.core.sets import classes, feature_recipe, load_set
+from stages.core.statistics import rounded, wilson_interval
 from stages.core.tracks import listed_tracks, read_tracks
 from stages.model.runner import Network, cross_entropy, top_labels
 
-MACRO_F1 = "mean F1 over the labels present in the test set"
-SCORED_ON = "the test tracks that have feature rows (test_tracks_without_rows lists the others)"
 
 
 def scores(y, probabilities, classes):
@@ -130,7 +128,7 @@ def main():
         raise UserError(f"none of the {len(without_rows)} test tracks has feature rows: see {SKIPPED}")
     if without_rows:
         log(f"evaluate: {len(without_rows)} test tracks have no feature rows (extract skipped them: see {SKIPPED}) "
-            "and are not scored")
+            f"and are not scored: {', '.join(without_rows[:5])}{' ...' if len(without_rows) > 5 else ''}")
     labels = classes()
     probabilities = Network(MODEL, feature_recipe(), labels).predict(x)
     by_row = scores(y, probabilities, labels)
@@ -146,10 +144,9 @@ def main():
                | {"accuracy_ci95": rounded(row_interval),
                   "track_accuracy": by_track["accuracy"], "track_accuracy_ci95": rounded(track_interval),
                   "track_macro_f1": by_track["macro_f1"],
-                  "test_rows": len(x), "test_tracks": n_tracks} | artist_leakage(track_ids) | {"source": data_source(),
-                  "scored_on": SCORED_ON, "interval_method": INTERVAL, "macro_f1_definition": MACRO_F1,
-                  "test_tracks_without_rows": without_rows,
-                  "labels_without_test_tracks": sorted(set(labels) - set(actual)),
+                  "test_rows": len(x), "test_tracks": n_tracks} | artist_leakage(track_ids) | {
+                  "test_tracks_without_rows": len(without_rows),
+                  "labels_without_test_tracks": len(set(labels) - set(actual)),
                   "per_label": by_track["per_label"]})
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
     plot_confusion(actual, predicted, labels, CONFUSION_PLOT)

@@ -23,7 +23,7 @@ from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_json
 from stages.core.params import load_params
 from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
-from stages.core.sets import classes, data_source, feature_recipe, load_set
+from stages.core.sets import classes, feature_recipe, load_set
 from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
 from stages.model.network import batches, build_model, save_model, seed_everything, softmax_model, standardization
 from stages.model.runner import ACTIVATIONS, cross_entropy
@@ -198,7 +198,7 @@ def main():
     kept = chosen.get("epoch_kept", len(history["loss"])) - 1
     save_model(model, MODEL, feature_recipe(), classes(), standardized)
     write_json(TRAIN_METRICS, {name: round(float(values[kept]), 6) for name, values in history.items()} | chosen
-               | {"epochs": params["epochs"], "train_clips": len(x), "source": data_source()})
+               | {"epochs": params["epochs"], "train_clips": len(x)})
 
 
 if __name__ == "__main__":

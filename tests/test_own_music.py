@@ -227,9 +227,9 @@ def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection
     repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(music), "seed": seed,
                                              "epochs": 2})
     output = run_in(repo, "dvc", "repro").stderr
-    assert "evaluate: 1 test tracks have no feature rows" in output
+    assert "evaluate: 1 test tracks have no feature rows" in output and output.count("calm/short.wav") >= 1
     evaluation = json.loads((repo / "metrics/eval.json").read_text())
-    assert evaluation["test_tracks_without_rows"] == ["calm/short.wav"]
+    assert evaluation["test_tracks_without_rows"] == 1
     assert evaluation["test_tracks"] == len((repo / "data/split/test.txt").read_text().splitlines()) - 1
     with params_set(repo, {"features.kind": "musicnn"}):
         assert "split" not in changed_stages(repo) and "extract" in changed_stages(repo)
@@ -237,7 +237,7 @@ def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection
     with params_set(repo, {"features.mfcc.n_values": 2000}):
         run_in(repo, "dvc", "repro", "evaluate")
         assert (repo / "data/split/test.txt").read_bytes() == test_list
-        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks_without_rows"] == []
+        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks_without_rows"] == 0
 
 
 def test_the_artist_is_read_from_each_files_tags(tmp_path, sample_dir):

@@ -44,9 +44,3 @@ def classes():
 def feature_recipe():
     """The feature params the rows were made with (written by extract)."""
     return json.loads(FEATURE_PARAMS.read_text())
-
-
-def data_source():
-    """Where the rows came from (data.source: "gtzan", "demo", "folder", "table" or "fma"), recorded by every stage
-    since download."""
-    return read_tracks(FEATURE_TRACKS)["source"].iat[0]
