@@ -114,6 +114,11 @@ def artist_leakage(test_tracks):
     return {"test_tracks_sharing_an_artist": shared, "share_sharing_an_artist": round(shared / len(test_tracks), 6)}
 
 
+def bounds(name, interval):
+    """{"<name>_low": .., "<name>_high": ..}: a 95% interval as two numbers, which `dvc exp show` lists (not a list)."""
+    return dict(zip((f"{name}_low", f"{name}_high"), rounded(interval)))
+
+
 def with_interval(accuracy, interval, n_tracks):
     """`0.530 (95% CI 0.461-0.598, 200 tracks)`."""
     return f"{accuracy:.3f} (95% CI {interval[0]:.3f}-{interval[1]:.3f}, {n_tracks} tracks)"
@@ -140,14 +145,13 @@ def main():
                                     for scored in (by_row, by_track))
     actual = [labels[i] for i in track_y.argmax(axis=1)]
     predicted = [labels[i] for i in track_p.argmax(axis=1)]
-    write_json(EVAL_METRICS, {key: by_row[key] for key in ("accuracy", "loss", "macro_f1")}
-               | {"accuracy_ci95": rounded(row_interval),
-                  "track_accuracy": by_track["accuracy"], "track_accuracy_ci95": rounded(track_interval),
-                  "track_macro_f1": by_track["macro_f1"],
-                  "test_rows": len(x), "test_tracks": n_tracks} | artist_leakage(track_ids) | {
-                  "test_tracks_without_rows": len(without_rows),
-                  "labels_without_test_tracks": len(set(labels) - set(actual)),
-                  "per_label": by_track["per_label"]})
+    write_json(EVAL_METRICS, {"accuracy": by_row["accuracy"], **bounds("accuracy", row_interval),
+                              "macro_f1": by_row["macro_f1"], "loss": by_row["loss"],
+                              "track_accuracy": by_track["accuracy"], **bounds("track_accuracy", track_interval),
+                              "track_macro_f1": by_track["macro_f1"], "test_rows": len(x), "test_tracks": n_tracks,
+                              **artist_leakage(track_ids), "test_tracks_without_rows": len(without_rows),
+                              "labels_without_test_tracks": len(set(labels) - set(actual)),
+                              "per_label": by_track["per_label"]})
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
     plot_confusion(actual, predicted, labels, CONFUSION_PLOT)
     write_csv(MISCLASSIFIED, misclassified(track_ids, track_y, track_p, labels))

@@ -197,7 +197,9 @@ def main():
             log(f"train: epoch {chosen['epoch_kept']} of {len(history['loss'])} kept (best validation accuracy)")
     kept = chosen.get("epoch_kept", len(history["loss"])) - 1
     save_model(model, MODEL, feature_recipe(), classes(), standardized)
-    write_json(TRAIN_METRICS, {name: round(float(values[kept]), 6) for name, values in history.items()} | chosen
+    # eval.json's accuracy and loss are the test tracks': the training rows' are named so, to tell them apart
+    write_json(TRAIN_METRICS, {name if name.startswith("val_") else f"train_{name}": round(float(values[kept]), 6)
+                               for name, values in history.items()} | chosen
                | {"epochs": params["epochs"], "train_clips": len(x)})
 
 

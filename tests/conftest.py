@@ -5,6 +5,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -232,7 +233,13 @@ def params_set(repo, overrides):
 
 
 def changed_stages(repo):
-    return set(json.loads(dvc(repo, "status", "--json").stdout))
+    """The stages `dvc status` lists as changed, but check_params, which is changed always, by design."""
+    return set(json.loads(dvc(repo, "status", "--json").stdout)) - {"check_params"}
+
+
+def stages_run(output):
+    """The stages a `dvc repro` or `dvc exp run` printed as running, but check_params, which runs always."""
+    return set(re.findall(r"Running stage '(\w+)'", output)) - {"check_params"}
 
 
 # ---------------------------------------------------------------- shared repositories, one full run each

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import changed_stages, dvc, md5, params_set, run_in
+from conftest import changed_stages, dvc, md5, params_set, run_in, stages_run
 
 from stages.core.tracks import read_tracks, write_list
 from stages.split import candidates, split
@@ -134,7 +134,7 @@ def test_a_bad_param_stops_the_stage_with_one_clear_line(scratch_repo):
 
 def test_exp_run_with_epochs_then_show_and_diff(scratch_repo):
     ran = dvc(scratch_repo, "exp", "run", "-S", "epochs=4", "-n", "four").stdout
-    assert set(re.findall(r"Running stage '(\w+)'", ran)) == {"train", "evaluate"}
+    assert stages_run(ran) == {"train", "evaluate"}
     assert read_json(scratch_repo / "metrics/train.json")["epochs"] == 4
 
     shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)

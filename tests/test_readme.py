@@ -46,12 +46,13 @@ def test_the_quick_start_is_install_and_run_then_install_and_test_which_ci_runs(
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     """{command: its CompletedProcess}: the README's offline demo, four commands and comparison, run in order in a
-    fresh clone."""
+    fresh clone; each result's `params_diff` is `git diff` of params.yaml right after it."""
     repo = clone_project(tmp_path_factory.mktemp("readme") / "repo")
     done = {}
     for command in [*commands("Quick start")[2:], *commands("The four commands"), *commands("Comparing experiments")]:
         result = run_in(repo, "bash", "-c", command, check=False)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        result.params_diff = run_in(repo, "git", "diff", "-U0", "params.yaml").stdout
         done[command] = result
     return done
 
@@ -69,15 +70,37 @@ def test_the_offline_demo_prints_the_evaluate_line_the_readme_shows(ran):
 
 def test_dvc_exp_run_epochs_20_re_runs_train_and_evaluate_only(ran):
     result = output(ran["dvc exp run -S epochs=20"])
-    assert re.findall(r"Running stage '(\w+)'", result) == ["train", "evaluate"]
+    assert re.findall(r"Running stage '(\w+)'", result) == ["check_params", "train", "evaluate"]
     assert EVALUATE_LINE.search(result)
 
 
-def test_metrics_diff_plots_show_and_exp_show_print_what_the_readme_says(ran):
-    assert "metrics/eval.json" in ran["dvc metrics diff"].stdout and "accuracy" in ran["dvc metrics diff"].stdout
+def test_exp_run_with_s_changes_only_that_keys_line_of_params_yaml(ran):
+    changed = [line for line in ran["dvc exp run -S epochs=20"].params_diff.splitlines()
+               if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    assert changed == ["-epochs: 10", "+epochs: 20"]
+
+
+def test_metrics_diff_compares_the_workspace_with_the_committed_baseline(ran):
+    diff = ran["dvc metrics diff"]
+    assert "failed to load" not in output(diff)
+    epochs = next(line.split() for line in diff.stdout.splitlines() if "epochs" in line)
+    assert epochs == ["metrics/train.json", "epochs", "10", "20", "10"]
+
+
+def test_plots_show_writes_the_page(ran):
     assert ran["dvc plots show"].stdout.strip().endswith("dvc_plots/index.html")
-    shown = [command for command in ran if command.startswith("dvc exp show")]
-    assert "epochs" in ran[shown[0]].stdout
+
+
+def test_exp_show_fits_120_columns_with_params_accuracy_interval_and_macro_f1(ran):
+    shown = ran[next(command for command in ran if command.startswith("dvc exp show"))].stdout
+    header = next(line for line in shown.splitlines() if "Experiment" in line).split()
+    assert header[1:] == ["accuracy", "accuracy_low", "accuracy_high", "macro_f1", "params.yaml:epochs"]
+    assert max(len(line.rstrip()) for line in shown.splitlines()) <= 120 and "…" not in shown
+
+
+def test_compare_with_no_names_is_the_baseline_against_the_workspace(ran):
+    printed = ran["python -m stages.compare"].stdout
+    assert printed.startswith("A = HEAD, B = workspace: 20 test tracks")
 
 
 def test_compare_prints_the_table_and_the_verdict_the_readme_shows(ran):
