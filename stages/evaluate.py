@@ -24,7 +24,6 @@ from stages.core.tracks import listed_tracks, read_tracks
 from stages.model.runner import Network, cross_entropy, top_labels
 
 
-
 def scores(y, probabilities, classes):
     """Metrics of one-hot `y` and predicted `probabilities`, both (n, n_classes).
 

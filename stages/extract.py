@@ -8,6 +8,7 @@ table (data.source=table) the rows are the table's (stages/features/table.py).
 """
 
 import json
+import os
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from stages.core.params import load_params
 from stages.core.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
 from stages.core.rows import Extracted, RowWriter
 from stages.core.tracks import RowsTable, SkippedTable, in_catalogue_order, is_unused, read_tracks
-from stages.features.audio import WINDOW_SECONDS
+from stages.features.audio import IN_ARCHIVE, WINDOW_SECONDS
 from stages.features.files import feature_width, file_results, recipe, require_weights
 from stages.sources.catalogue import SHOWN
 
@@ -54,6 +55,17 @@ def extract(tracks, features, folder, n_jobs=0, scheduler=None):
     return Extracted(table.n_rows, table.n_tracks, table.labels, skipped.count, skipped.first)
 
 
+def check_audio_here(tracks):
+    """Raise UserError naming the first file (or archive) the catalogue lists that is not on this machine: a clone
+    gets the catalogue from `dvc pull`, but not what the sources read in place (FMA's zips, a music folder)."""
+    used = tracks.loc[~is_unused(tracks) & (tracks["path"] != ""), "path"]
+    files = dict.fromkeys(path.split(IN_ARCHIVE, 1)[0] for path in used)
+    missing = next((file for file in files if not os.path.exists(file)), None)
+    if missing is not None:
+        raise UserError(f"the audio the catalogue lists is missing here: {missing} (a fresh clone or a moved copy?): "
+                        "run `dvc repro --force download` to get or find it again")
+
+
 def main():
     params = load_params()
     features = params["features"]
@@ -64,6 +76,7 @@ def main():
             extracted, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
         else:
             require_weights(features)
+            check_audio_here(tracks)
             extracted = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
             made_with = recipe(features)
         for track_id, reason in extracted.first_skipped:

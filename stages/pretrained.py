@@ -54,6 +54,7 @@ def main():
         staging.mkdir()
         if params["features"]["kind"] != "musicnn":
             (staging / "README.txt").write_text(f"features.kind={params['features']['kind']} needs no pretrained weights.\n")
+            log(f"pretrained: nothing to get (features.kind={params['features']['kind']} needs no pretrained weights)")
             return
         wheel = params["pretrained"]["wheel"]
         if wheel is not None and not Path(wheel).is_file():

@@ -59,7 +59,15 @@ def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_
         history = model.fit(**data, epochs=epochs, validation_data=validation, verbose=verbose,
                             callbacks=[keras.callbacks.CSVLogger(str(temporary)), *callbacks])
         check_finite(history.history["loss"])
+        epochs_from_one(temporary)
     return model, history.history, standardized
+
+
+def epochs_from_one(log_path):
+    """Number the epochs of Keras's CSV log from 1, as its console lines do (`Epoch 1/20`)."""
+    lines = Path(log_path).read_text().splitlines(keepends=True)
+    Path(log_path).write_text(lines[0] + "".join(f"{int(line.split(',', 1)[0]) + 1},{line.split(',', 1)[1]}"
+                                                 for line in lines[1:]))
 
 
 def standardize_in_place(standardized, *matrices):
@@ -93,7 +101,7 @@ def fit_logistic(x, y, validation, C=(0.01, 0.1, 1, 10), standardize=False, log_
     scores = {name: value for split, (rows, truth) in (("", (x, y)), ("val_", validation))
               for name, value in zip((f"{split}accuracy", f"{split}loss"), linear_scores(kernel, bias, rows, truth))}
     with atomic_output(log_path) as temporary:
-        Path(temporary).write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0," + ",".join(
+        Path(temporary).write_text("epoch,accuracy,loss,val_accuracy,val_loss\n1," + ",".join(
             repr(scores[name]) for name in ("accuracy", "loss", "val_accuracy", "val_loss")) + "\n")
     return (softmax_model(kernel, bias), standardized,
             {"C": best.C, "candidates": candidates} | {name: [value] for name, value in scores.items()})

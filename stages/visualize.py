@@ -13,6 +13,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
+from stages.core.console import log  # noqa: E402
 from stages.core.errors import run  # noqa: E402
 from stages.core.files import atomic_output  # noqa: E402
 from stages.core.params import load_params  # noqa: E402
@@ -73,11 +74,12 @@ def main():
             for label, track in first.items():
                 draw_table_rows(np.asarray(matrix[rows_of[track]]), columns, staging / picture_name(label),
                                 f"Feature table rows of {track}")
-            return
-        for label, track in first.items():
-            y = windows(load_audio(path_of[track], sr, seconds=first_window_seconds()), sr)[0]
-            draw_mfcc(mfcc_matrix(y, sr, **mfcc), staging / picture_name(label), f"MFCC of {track}", sr,
-                      mfcc["hop_length"])
+        else:
+            for label, track in first.items():
+                y = windows(load_audio(path_of[track], sr, seconds=first_window_seconds()), sr)[0]
+                draw_mfcc(mfcc_matrix(y, sr, **mfcc), staging / picture_name(label), f"MFCC of {track}", sr,
+                          mfcc["hop_length"])
+    log(f"visualize: {len(first)} pictures in {PICTURES}, one per label")
 
 
 if __name__ == "__main__":

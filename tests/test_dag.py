@@ -190,3 +190,39 @@ def test_every_stage_reads_exactly_the_params_dvc_yaml_declares(params_repo, mon
         covered = declared_leaves(params, declared[stage])
         assert read <= covered, f"stage {stage} reads params it does not declare: {read - covered}"
         assert covered - read <= set(READ_UNDER_ANOTHER_SETTING), f"stage {stage} declares {covered - read}"
+
+
+# ---------------------------------------------------------------- the data side
+
+def files_read(repo, module, monkeypatch):
+    """The files under data/ that running `module`'s main() in `repo` opens for reading, relative to `repo`."""
+    import builtins
+    import importlib
+    import io
+    from pathlib import Path
+    monkeypatch.chdir(repo)
+    read, real_open = set(), io.open
+
+    def traced(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, Path)) and not any(flag in mode for flag in "wax+"):
+            path = Path(file).resolve()
+            if path.is_relative_to(repo / "data"):
+                read.add(path.relative_to(repo).as_posix())
+        return real_open(file, mode, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", traced)
+    monkeypatch.setattr(io, "open", traced)
+    importlib.import_module(module).main()
+    return read
+
+
+def test_every_file_a_stage_reads_is_a_declared_dependency(params_repo, monkeypatch):
+    from dvc.repo import Repo
+    with Repo(params_repo) as repo:
+        stages = {stage.name: (stage.cmd.split("python -m ")[1].split()[0],
+                               [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
+                               [out.def_path for out in stage.outs]) for stage in repo.index.stages}
+    for stage, (module, deps, outs) in stages.items():
+        undeclared = {path for path in files_read(params_repo, module, monkeypatch)
+                      if not any(path == declared or path.startswith(f"{declared.rstrip('/')}/")
+                                 for declared in deps + outs)}
+        assert undeclared == set(), f"stage {stage} reads files dvc.yaml does not declare"

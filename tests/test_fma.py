@@ -158,3 +158,26 @@ def test_official_split_refuses_other_sources(repo):
     with pytest.raises(UserError,
                        match="split.method=official is FMA's own split, and these tracks come from the demo"):
         split(tracks, "official", source="demo")
+
+
+def test_the_fma_repository_moved_elsewhere_still_extracts(fma_repo, tmp_path):
+    import shutil
+
+    from conftest import copy_of
+    moved = copy_of(copy_of(fma_repo, tmp_path / "a"), tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")  # the original is gone: nothing may point into it
+    assert not pd.read_csv(moved / "data/raw/tracks.csv")["path"].dropna().str.startswith("/").any()
+    result = dvc(moved, "repro", "--force", "--single-item", "extract")
+    assert "extract: " in result.stderr and "from 20 files, 2 skipped" in result.stderr
+
+
+def test_a_catalogue_whose_audio_is_missing_says_which_file_and_what_to_run(fma_repo, tmp_path):
+    import shutil
+
+    from conftest import copy_of
+    clone = copy_of(fma_repo, tmp_path)
+    shutil.rmtree(clone / "data/downloads")  # as in a teammate's clone after `dvc pull`
+    result = dvc(clone, "repro", "--force", "--single-item", "extract", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert ("error: the audio the catalogue lists is missing here: data/downloads/" in result.stderr
+            and "fma_small.zip (a fresh clone or a moved copy?): run `dvc repro --force download`" in result.stderr)

@@ -329,3 +329,15 @@ def test_a_bad_param_no_stage_depends_on_stops_the_run_and_records_no_experiment
     assert "Traceback" not in result.stderr and "stages/sources/nope.py" not in result.stderr
     shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
     assert not [exp for row in shown for exp in (row.get("experiments") or [])]
+
+
+def test_the_plots_say_what_they_plot_count_epochs_from_1_and_put_actual_labels_down_the_side(repo):
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)["data"]
+    for name, y_title in (("Loss per epoch", "categorical cross-entropy"), ("Accuracy per epoch", "accuracy")):
+        spec = plots[name][0]["content"]
+        assert spec["encoding"]["x"]["title"] == "epoch (from 1)"
+        assert all(layer["encoding"]["y"]["title"].startswith(y_title) for layer in spec["layer"])
+        assert min(int(row["epoch"]) for row in spec["data"]["values"]) == 1
+    confusion = plots["Confusion matrix (test tracks)"][0]["content"]["spec"]["encoding"]
+    assert (confusion["y"]["field"], confusion["y"]["title"]) == ("actual", "actual label")
+    assert (confusion["x"]["field"], confusion["x"]["title"]) == ("predicted", "predicted label")

@@ -225,3 +225,16 @@ def test_the_taggram_table_trains_with_validation_drawn_from_training(real_table
     assert "validation tracks drawn from the training list instead" in result.stderr
     assert sum(sizes) == 443 and sizes[2] == 0 and 80 <= sizes[1] <= 100
     assert np.load(repo / "data/features/features.npy").shape == (12415, 50)
+
+
+def test_visualize_of_a_table_reads_only_declared_files(table_repo, tmp_path, monkeypatch):
+    from conftest import copy_of
+    from dvc.repo import Repo
+    from test_dag import files_read
+    copy = copy_of(table_repo, tmp_path)
+    with Repo(copy) as repo:
+        [stage] = [stage for stage in repo.index.stages if stage.name == "visualize"]
+        declared = [dep.def_path for dep in stage.deps if not hasattr(dep, "params")]
+    read = files_read(copy, "stages.visualize", monkeypatch)
+    assert {"data/features/features.npy", "data/features/params.json"} <= read
+    assert read <= set(declared) | {path for path in read if path.startswith("data/raw/")}

@@ -157,7 +157,7 @@ def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
         except UserError as error:
             failures.append((location, error))
     tried = "; ".join(f"{location} ({reason})" for location, reason in failures)
-    raise UserError(f"could not get {what} from {tried}. {offline_help}".rstrip())
+    raise UserError(f"cannot get {what} (no network?): {offline_help}\n  tried: {tried}")
 
 
 # ---------------------------------------------------------------- reading members

@@ -4,7 +4,8 @@ Gets `fma_metadata.zip` and `fma_<subset>.zip` (data.fma.subset: small, medium, 
 with the downloader every source uses (stages/sources/archive.py: mirrors, local paths, the checksum of
 each URL, resumed downloads). The audio is read where it lies: FMA's zips store their MP3s
 uncompressed, so each track's path in `data/raw/tracks.csv` names its member of the verified zip
-(`<zip>::fma_small/000/000002.mp3`) and no second copy is ever unpacked.
+(`<zip>::fma_small/000/000002.mp3`) and no second copy is ever unpacked. A downloaded zip's path
+is relative to the repository (data/downloads/...), so that a moved copy still finds it.
 
 The catalogue has one row per track of the subset: FMA's track id (`000002`), its label
 (`('track', 'genre_top')`), FMA's own split (`('set', 'split')`: training, validation, test,
@@ -33,8 +34,8 @@ COLUMNS_READ = {("track", "genre_top"): "label", ("set", "split"): "split", ("se
 """The columns of FMA's tracks.csv this source reads, and their names in the catalogue."""
 EXCLUDED = "excluded: "
 """The status of a catalogued track that is never used, followed by why."""
-OFFLINE_HELP = ("Without network: download the zips from https://github.com/mdeff/fma by hand and set "
-                "data.fma.metadata and data.fma.audio.<subset> to their paths in params.yaml")
+OFFLINE_HELP = ("download the zips from https://github.com/mdeff/fma by hand and set data.fma.metadata and "
+                "data.fma.audio.<subset> to their paths")
 
 
 def read_metadata(archive):
@@ -92,7 +93,7 @@ def download(fma, raw=RAW, downloads=DOWNLOADS):
     metadata_zip, _ = obtain_archive(fma["metadata"], "FMA's metadata", OFFLINE_HELP, downloads)
     audio_zip, _ = obtain_archive(fma["audio"][subset], f"fma_{subset}", OFFLINE_HELP, downloads)
     return write_catalogue(fma_catalogue(read_metadata(metadata_zip), audio_members(audio_zip, subset),
-                                         audio_zip.resolve(), subset), raw)
+                                         audio_zip, subset), raw)
 
 
 def main():

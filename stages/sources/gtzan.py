@@ -21,8 +21,8 @@ from stages.sources.archive import TAR_ERRORS, members, obtain_archive
 from stages.sources.catalogue import clip_catalogue, summarize
 
 CLIP_NAME = re.compile(rf"^({'|'.join(GENRES)})\.\d{{5}}\.(au|wav)$")
-OFFLINE_HELP = ("Without network: download genres.tar.gz by hand and set data.gtzan.url to its path in "
-                "params.yaml, or try the pipeline on the offline demo corpus: dvc exp run -S data.source=demo")
+OFFLINE_HELP = ("try the offline demo: dvc exp run -S data.source=demo (or download genres.tar.gz by hand and "
+                "set data.gtzan.url to its path)")
 
 
 # ---------------------------------------------------------------- unpacking
