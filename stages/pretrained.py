@@ -58,7 +58,7 @@ def main():
             return
         wheel = params["pretrained"]["wheel"]
         if wheel is not None and not Path(wheel).is_file():
-            raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or set it to null")
+            raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or leave it empty")
         with tempfile.TemporaryDirectory() as folder:
             unpack_checkpoint(wheel or download_wheel(folder), staging)
     log(f"pretrained: MSD_musicnn checkpoint in {MUSICNN_CHECKPOINT}")

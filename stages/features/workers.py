@@ -34,6 +34,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from stages.core.console import log
 from stages.core.errors import UserError
 from stages.core.files import remove
 
@@ -227,10 +228,11 @@ def _code_folder():
 
 @contextmanager
 def _quiet_distributed():
-    """distributed's loggers print tracebacks of lost connections; the run reports them in one line instead."""
+    """distributed's loggers print tracebacks of lost connections, and so does tornado's for the lock's lease
+    refresh that runs in its loop; the run reports them in one line instead."""
     import distributed  # noqa: F401  (its loggers exist once it is imported)
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
-               if name == "distributed" or name.startswith("distributed.")]
+               if name in ("distributed", "tornado") or name.startswith(("distributed.", "tornado."))]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL + 1)
@@ -288,7 +290,6 @@ def _code_on(client, scheduler):
     from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
     lock = Lock(LOCK, scheduler_rpc=client.scheduler, loop=client.loop)
     if not lock.acquire(blocking=False):
-        from stages.core.console import log
         log(f"extract: another run is extracting on the Dask cluster at {scheduler}; waiting for it to finish "
             f"(at most {LOCK_SECONDS} s)")
         if not lock.acquire(timeout=LOCK_SECONDS):
@@ -309,8 +310,10 @@ def _code_on(client, scheduler):
             client.sync(client.scheduler.unregister_scheduler_plugin, name=name, callback_timeout=CONNECT_SECONDS)
         except (*LOST, ValueError):
             pass  # the scheduler is gone, or the plugin never got registered: nothing of this run is left on it
-        finally:
+        try:
             lock.release()
+        except (*LOST, RuntimeError):
+            pass  # the scheduler is gone: so is the lease
 
 
 def _late_worker(client, future):
