@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,13 +91,13 @@ class ArchiveServer(http.server.ThreadingHTTPServer):
     """Serves `files` ({url path: bytes}) on 127.0.0.1 with HTTP Range support.
 
     A path in `drop_once` has its first response cut after half its bytes; one in `cut_unsized`
-    is always sent without Content-Length and cut after half its bytes.
-    `requests` records (path, Range header) of every request.
+    is always sent without Content-Length and cut after half its bytes; one in `trickle` is sent a
+    byte every 0.2 s, as a stalled server would. `requests` records (path, Range header) of every request.
     """
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.files, self.drop_once, self.cut_unsized, self.requests = {}, set(), set(), []
+        self.files, self.drop_once, self.cut_unsized, self.trickle, self.requests = {}, set(), set(), set(), []
 
     def url(self, path):
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
@@ -115,6 +116,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[:len(data) // 2])
             self.close_connection = True
+            return
+        if self.path in server.trickle:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up, as it should
             return
         start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
         self.send_response(206 if start else 200)

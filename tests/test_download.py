@@ -395,3 +395,26 @@ def test_the_url_that_failed_its_checksum_is_named_before_the_next_is_tried(
                   "mirrors": [with_checksum(server.url("/b/genres.tar.gz"), md5_of(tiny_archive))]})
     assert f"download: {server.url('/a/genres.tar.gz')} failed (checksum mismatch" in capsys.readouterr().err
 
+
+
+# ---------------------------------------------------------------- hostile archives and servers
+
+def test_a_server_that_trickles_is_given_up_after_a_bounded_stall(server, tmp_path):
+    from stages.sources.archive import fetch
+    server.files["/slow.tar.gz"] = b"x" * 100_000
+    server.trickle.add("/slow.tar.gz")
+    with pytest.raises(TimeoutError, match="stalled"):
+        fetch(server.url("/slow.tar.gz"), tmp_path / "slow.part", attempts=2, stall_seconds=1, stall_bytes=1024)
+    assert len(server.requests) == 2
+
+
+def test_a_member_larger_than_any_clip_is_refused_before_it_is_written(tiny_corpus, tmp_path, run_download):
+    members = clip_members(tiny_corpus)
+    members["genres/blues/blues.00000.wav"] = b"\0" * (3 << 20)
+    archive = make_tar_gz(members, tmp_path / "genres.tar.gz")
+    import stages.sources.gtzan
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stages.sources.gtzan, "MAX_CLIP_BYTES", 2 << 20)
+        with pytest.raises(UserError, match=r"blues.00000.wav is 3.1 MB, more than any GTZAN clip \(at most 2.1 MB"):
+            run_download({"url": str(archive), "mirrors": []})
+    assert not (tmp_path / "raw").exists()

@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import re
 import stat
+import time
 import tarfile
 import urllib.error
 import urllib.parse
@@ -46,12 +47,26 @@ def download_path(location, downloads=DOWNLOADS):
     return Path(downloads) / f"{hashlib.sha1(location.encode()).hexdigest()[:12]}-{name}"
 
 
-def fetch(url, part, attempts=5, timeout=30):
+def received(response, stall_seconds=60, stall_bytes=64 << 10):
+    """Yield the chunks of an HTTP response as they arrive; raise TimeoutError when fewer than `stall_bytes`
+    arrive in `stall_seconds` (a server trickling a byte at a time never trips a read's own timeout)."""
+    window_start, window_bytes = time.monotonic(), 0
+    while chunk := response.read1(CHUNK):
+        yield chunk
+        window_bytes += len(chunk)
+        if (elapsed := time.monotonic() - window_start) >= stall_seconds:
+            if window_bytes < stall_bytes:
+                raise TimeoutError(f"stalled: {window_bytes:,} bytes in {elapsed:.0f} s")
+            window_start, window_bytes = time.monotonic(), 0
+
+
+def fetch(url, part, attempts=5, timeout=30, stall_seconds=60, stall_bytes=64 << 10):
     """Download `url` into the file `part`, resuming what it already holds with HTTP Range requests.
 
-    Retries up to `attempts` times after a dropped connection or a reply shorter than its
-    Content-Length. Returns whether any bytes were resumed rather than fetched in one go.
-    Raises OSError or http.client.HTTPException when the server cannot be reached or keeps failing.
+    Retries up to `attempts` times after a dropped connection, a reply shorter than its
+    Content-Length, or a stall (received). A download's stalls therefore cost at most
+    attempts x stall_seconds (5 minutes). Returns whether any bytes were resumed rather than fetched in
+    one go. Raises OSError or http.client.HTTPException when the server cannot be reached or keeps failing.
     """
     resumed = False
     for attempt in range(attempts):
@@ -65,14 +80,14 @@ def fetch(url, part, attempts=5, timeout=30):
                 if offset:
                     resumed = True
                     log(f"download: resuming {url} at byte {offset:,}")
-                chunks = iter(lambda: response.read(CHUNK), b"")
-                received = 0
+                chunks = received(response, stall_seconds, stall_bytes)
+                got = 0
                 with open(part, "ab" if offset else "wb") as file:
                     for chunk in progress(chunks, remaining, "download", unit="B", size=len):
                         file.write(chunk)
-                        received += len(chunk)
-                if remaining and received < remaining:
-                    raise ConnectionError(f"got {received:,} of {remaining:,} bytes")
+                        got += len(chunk)
+                if remaining and got < remaining:
+                    raise ConnectionError(f"got {got:,} of {remaining:,} bytes")
             return resumed
         except urllib.error.HTTPError as error:
             if error.code == 416:  # Range beyond the end: the part file is complete
@@ -81,7 +96,7 @@ def fetch(url, part, attempts=5, timeout=30):
         except (http.client.IncompleteRead, ConnectionError, TimeoutError) as error:
             if attempt == attempts - 1:
                 raise
-            log(f"download: connection dropped ({error.__class__.__name__}), retrying")
+            log(f"download: connection dropped ({error.__class__.__name__}: {error}), retrying")
 
 
 def verify(path, checksum, location):
@@ -131,6 +146,11 @@ def _download(location, checksum, downloads):
     return archive
 
 
+def _why(error):
+    """Why a URL failed, in a few words: urllib's own reason where it gives one ("Not Found")."""
+    return getattr(error, "reason", None) or error
+
+
 def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
     """The first of `urls` that gives a verified archive, as (local path, whether it was downloaded).
 
@@ -141,7 +161,8 @@ def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
     declared = [split_checksum(url) for url in urls]  # a malformed checksum stops before any download
     for location, checksum in declared:
         if failures:
-            log(f"download: {failures[-1][0]} failed ({failures[-1][1]}); trying the next URL")
+            location_failed, error = failures[-1]
+            log(f"download: {location_failed} failed ({_why(error)}); trying the next URL")
         local = local_path(location)
         try:
             if local is not None:
@@ -153,11 +174,13 @@ def obtain_archive(urls, what, offline_help="", downloads=DOWNLOADS):
         except (OSError, http.client.HTTPException) as error:
             if no_space_left(error):
                 raise  # another mirror would fill the same disk
-            failures.append((location, getattr(error, "reason", None) or error))
+            failures.append((location, error))
         except UserError as error:
             failures.append((location, error))
-    tried = "; ".join(f"{location} ({reason})" for location, reason in failures)
-    raise UserError(f"cannot get {what} (no network?): {offline_help}\n  tried: {tried}")
+    tried = "; ".join(f"{location} ({_why(error)})" for location, error in failures)
+    if all(isinstance(error, (OSError, http.client.HTTPException)) for _, error in failures):
+        raise UserError(f"cannot get {what} (no network?): {offline_help}\n  tried: {tried}")
+    raise UserError(f"cannot get {what} from {tried}")
 
 
 # ---------------------------------------------------------------- reading members
@@ -173,7 +196,7 @@ def _hidden(name):
 
 
 def members(archive):
-    """Yield (name, open_binary) for every visible regular file of a tar or zip archive.
+    """Yield (name, size in bytes, open_binary) for every visible regular file of a tar or zip archive.
 
     Hidden members (`._<clip>.wav` beside every clip of some copies, `.DS_Store`) are skipped.
     Raises UserError for members with absolute paths, `..`, links or devices; reading an archive
@@ -185,7 +208,7 @@ def members(archive):
                 if _unsafe(info.filename) or stat.S_ISLNK(info.external_attr >> 16):
                     raise UserError(f"refusing {archive}: unsafe member '{info.filename}'")
                 if not info.is_dir() and not _hidden(info.filename):
-                    yield info.filename, lambda info=info: zipped.open(info)
+                    yield info.filename, info.file_size, lambda info=info: zipped.open(info)
         return
     with tarfile.open(archive, mode="r:*") as tar:
         for member in tar:
@@ -193,4 +216,4 @@ def members(archive):
                 raise UserError(f"refusing {archive}: unsafe member '{member.name}' "
                                 "(absolute path, '..', link or device)")
             if member.isfile() and not _hidden(member.name):
-                yield member.name, lambda member=member: tar.extractfile(member)
+                yield member.name, member.size, lambda member=member: tar.extractfile(member)

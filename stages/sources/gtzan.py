@@ -21,6 +21,9 @@ from stages.sources.archive import TAR_ERRORS, members, obtain_archive
 from stages.sources.catalogue import clip_catalogue, summarize
 
 CLIP_NAME = re.compile(rf"^({'|'.join(GENRES)})\.\d{{5}}\.(au|wav)$")
+MAX_CLIP_BYTES = 16 << 20
+"""The largest member accepted as a clip: GTZAN's are 1.3 MB (30 s of 16-bit mono at 22,050 Hz), so 16 MB is no
+recording of it but a decompression bomb or another data set."""
 OFFLINE_HELP = ("try the offline demo: dvc exp run -S data.source=demo (or download genres.tar.gz by hand and "
                 "set data.gtzan.url to its path)")
 
@@ -34,11 +37,14 @@ def unpack_clips(archive, destination):
     """
     count = 0
     try:
-        for name, open_member in members(archive):
+        for name, size, open_member in members(archive):
             path = PurePosixPath(name)
             match = CLIP_NAME.match(path.name)
             if not match or path.parent.name != match.group(1):
                 continue
+            if size > MAX_CLIP_BYTES:  # never written: decoding it for its checksum would take 3x its size in memory
+                raise UserError(f"{archive}: {name} is {size / 1e6:.1f} MB, more than any GTZAN clip (at most "
+                                f"{MAX_CLIP_BYTES / 1e6:.1f} MB; a real one is 1.3 MB): the archive is not GTZAN's")
             target = Path(destination) / match.group(1) / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             with open_member() as source, open(target, "wb") as out:
