@@ -21,6 +21,7 @@ from stages.core.rows import Extracted, RowWriter
 from stages.core.tracks import RowsTable, SkippedTable, in_catalogue_order, is_unused, read_tracks
 from stages.features.audio import IN_ARCHIVE, WINDOW_SECONDS
 from stages.features.files import feature_width, file_results, recipe, require_weights
+from stages.features.mfcc import check_width
 from stages.sources.catalogue import SHOWN
 
 
@@ -76,6 +77,8 @@ def main():
             extracted, made_with = extract_table(tracks, params["data"]["table_ignore"], staging)
         else:
             require_weights(features)
+            if features["kind"] == "mfcc":
+                check_width(features["mfcc"], features["sample_rate"])
             check_audio_here(tracks)
             extracted = extract(tracks, features, staging, features["n_jobs"], features["scheduler"])
             made_with = recipe(features)

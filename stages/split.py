@@ -205,8 +205,8 @@ def check_labels(sets, tracks):
     tracks in a set that has some (an empty set has a message of its own)."""
     missing = labels_missing(sets, tracks)
     if missing["train"]:
-        raise UserError(f"no training track for label {named(missing['train'])}: add files of it, "
-                        "or raise split.train_fraction")
+        raise UserError(f"no training track for label {named(missing['train'])}: use split.method: stratified, "
+                        "which trains on every label, or add tracks of it")
     return [f"split: warning: no {what} track for label {named(missing[name])}"
             for name, what in (("valid", "validation"), ("test", "test")) if missing[name] and sets[name]]
 

@@ -93,8 +93,8 @@ def test_stratified_trains_on_a_one_track_label_and_tests_a_two_track_label():
 
 def test_a_label_without_a_training_track_stops_the_split_naming_it():
     tracks = pd.DataFrame({"track_id": ["a", "b", "c"], "label": ["calm", "calm", "loud"]})
-    with pytest.raises(UserError, match="no training track for label loud: add files of it, or raise "
-                                        "split.train_fraction"):
+    with pytest.raises(UserError, match="no training track for label loud: use split.method: stratified, which "
+                                        "trains on every label, or add tracks of it"):
         check_labels({"train": ["a"], "valid": ["b"], "test": ["c"]}, tracks)
 
 

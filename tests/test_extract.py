@@ -221,3 +221,11 @@ def test_local_workers_start_safely_where_tensorflow_already_runs(corpus_with_ba
                             cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(np.load(f"{corpus_with_bad_clips[0]}.npy"), expected)
+
+
+def test_more_values_than_a_window_gives_is_named_as_the_cause_with_the_limit():
+    from stages.features.mfcc import check_width
+    check_width({"n_mfcc": 20, "hop_length": 512, "n_values": 25000}, 22050)
+    with pytest.raises(UserError, match=r"features.mfcc.n_values=25000 is more than a 30 s window gives with "
+                                        r"n_mfcc=13: 13 x 1292 frames = 16796; set n_values to at most 16796"):
+        check_width({"n_mfcc": 13, "hop_length": 512, "n_values": 25000}, 22050)

@@ -225,8 +225,8 @@ def test_gtzan_features_labels_and_split_are_the_previous_releases(gtzan_repo, t
 def test_the_split_stage_refuses_a_label_without_a_training_track_in_one_line(gtzan_repo):
     result = dvc(gtzan_repo, "repro", "split", check=False)
     assert result.returncode != 0
-    assert ("error: no training track for label country: add files of it, or raise split.train_fraction"
-            in result.stderr.splitlines())
+    assert ("error: no training track for label country: use split.method: stratified, which trains on every "
+            "label, or add tracks of it") in result.stderr.splitlines()
 
 
 def test_a_verified_archive_is_not_fetched_again_when_the_stage_re_runs(gtzan_repo):

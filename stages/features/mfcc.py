@@ -6,7 +6,8 @@ import librosa
 import numpy as np
 import scipy.fft
 
-from stages.features.audio import ClipTooShort
+from stages.core.errors import UserError
+from stages.features.audio import WINDOW_SECONDS, ClipTooShort
 
 
 @functools.lru_cache
@@ -51,3 +52,14 @@ def mfcc_values(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128, 
         raise ClipTooShort(f"{seconds:.1f} s of audio gives {flat.shape[-1]} MFCC values, "
                            f"fewer than n_values={n_values}")
     return flat[..., :n_values].astype(np.float32, copy=False)
+
+
+def check_width(mfcc, sample_rate=22050, seconds=WINDOW_SECONDS):
+    """Raise UserError when a `seconds` window cannot give `n_values` of the `mfcc` params group (with
+    sample_rate): a clip would be called too short when the cause is n_values."""
+    frames = 1 + int(seconds * sample_rate) // mfcc["hop_length"]
+    most = mfcc["n_mfcc"] * frames
+    if mfcc["n_values"] > most:
+        raise UserError(f"features.mfcc.n_values={mfcc['n_values']} is more than a {seconds:g} s window gives with "
+                        f"n_mfcc={mfcc['n_mfcc']}: {mfcc['n_mfcc']} x {frames} frames = {most}; set n_values to at "
+                        f"most {most}, or raise n_mfcc")

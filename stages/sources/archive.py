@@ -13,8 +13,8 @@ import hashlib
 import http.client
 import re
 import stat
-import time
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
