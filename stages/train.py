@@ -13,6 +13,7 @@ Output: `data/model/model.keras` (with the feature params and classes it was tra
 """
 
 import resource
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_json
 from stages.core.params import load_params
 from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
+from stages.core.rows import MappedRows
 from stages.core.sets import classes, feature_recipe, load_set
 from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
 from stages.model.network import batches, build_model, save_model, seed_everything, softmax_model, standardization
@@ -68,6 +70,32 @@ def epochs_from_one(log_path):
     lines = Path(log_path).read_text().splitlines(keepends=True)
     Path(log_path).write_text(lines[0] + "".join(f"{int(line.split(',', 1)[0]) + 1},{line.split(',', 1)[1]}"
                                                  for line in lines[1:]))
+
+
+def train_ensemble(x, y, validation, epochs=10, seed=42, members=1, log_path=TRAIN_LOG, **network):
+    """`members` networks trained as train() trains one, with seeds seed, seed + 1, ...: (the model, or a list of
+    models for an ensemble, the first network's history, (mean, scale) or None). The first network's epochs go
+    to `log_path`."""
+    models, first = [], None
+    for member in range(members):
+        with tempfile.TemporaryDirectory() as folder:
+            # In memory, the first network standardized x in place: the others take it as it now is.
+            standardize = network["standardize"] and (member == 0 or network["from_disk"])
+            model, history, standardized = train(x, y, validation, epochs, seed + member, **network | {
+                "standardize": standardize}, log_path=log_path if member == 0 else Path(folder) / "log.csv")
+        models.append(model)
+        first = first or (history, standardized)
+    return (models if members > 1 else models[0]), *first
+
+
+def ensemble_accuracy(models, x, y, standardized):
+    """The validation accuracy of an ensemble's mean probabilities on x (already standardized in memory, or
+    MappedRows read in batches and standardized by `standardized`)."""
+    from stages.model.network import batches
+    rows = batches(x, y, 1024, standardized=standardized) if isinstance(x, MappedRows) else [(x, y)]
+    right = sum(int(np.sum(np.mean([model.predict_on_batch(batch) for model in models], axis=0).argmax(axis=1)
+                           == truth.argmax(axis=1))) for batch, truth in rows)
+    return round(right / len(x), 6)
 
 
 def standardize_in_place(standardized, *matrices):
@@ -134,7 +162,8 @@ def check_finite(losses):
 
 NETWORK_SETTINGS = ("hidden_units", "learning_rate", "batch_size", "from_disk", "standardize", "early_stopping", "l2",
                     "dropout")
-"""The `train` params the network head reads (`head` and `C` choose and fit the logistic one)."""
+"""The `train` params that train() reads for each network (`ensemble` says how many, `head` and `C` choose and fit
+the logistic head)."""
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -191,6 +220,9 @@ def main():
     chosen = {}
     if settings["head"] == "logistic" and from_disk:
         raise UserError("train.head: logistic fits on rows in memory: set train.from_disk: false")
+    if settings["head"] == "logistic" and settings["ensemble"] > 1:
+        raise UserError("train.ensemble averages networks of different seeds; a logistic regression has no seed: "
+                        "set train.ensemble: 1, or train.head: network")
     if settings["head"] == "logistic":
         model, standardized, history = fit_logistic(x, y, (x_valid, y_valid), settings["C"], settings["standardize"])
         chosen = {"C": history.pop("C"), "candidates": {f"C={c:g}": round(a, 6)
@@ -199,10 +231,15 @@ def main():
             f"({', '.join(f'{name}: {accuracy:.3f}' for name, accuracy in chosen['candidates'].items())})")
     else:
         network = {key: settings[key] for key in NETWORK_SETTINGS}
-        model, history, standardized = train(x, y, (x_valid, y_valid), params["epochs"], params["seed"], **network)
+        model, history, standardized = train_ensemble(x, y, (x_valid, y_valid), params["epochs"], params["seed"],
+                                                      settings["ensemble"], **network)
         if settings["early_stopping"]:
             chosen = {"epoch_kept": int(np.argmax(history["val_accuracy"])) + 1}
             log(f"train: epoch {chosen['epoch_kept']} of {len(history['loss'])} kept (best validation accuracy)")
+        if settings["ensemble"] > 1:
+            chosen["ensemble_val_accuracy"] = ensemble_accuracy(model, x_valid, y_valid, standardized)
+            log(f"train: an ensemble of {settings['ensemble']} networks (seeds {params['seed']} to "
+                f"{params['seed'] + settings['ensemble'] - 1}), validation accuracy {chosen['ensemble_val_accuracy']:.3f}")
     kept = chosen.get("epoch_kept", len(history["loss"])) - 1
     save_model(model, MODEL, feature_recipe(), classes(), standardized)
     # eval.json's accuracy and loss are the test tracks': the training rows' are named so, to tell them apart

@@ -311,10 +311,13 @@ def test_the_heads_run_end_to_end_record_what_was_chosen_and_predict(scratch_rep
     songs = sorted((scratch_repo / "data/raw/genres/metal").glob("*.wav"))[:2]
     answer = run_in(scratch_repo, sys.executable, "-m", "stages.predict", "--json", *map(str, songs)).stdout
     assert len(answer.splitlines()) == 2
-    dvc(scratch_repo, "exp", "run", "-S", "train.head=network", "-S", "train.early_stopping=2", "-S", "epochs=30")
-    kept = json.loads((scratch_repo / "metrics/train.json").read_text())["epoch_kept"]
+    dvc(scratch_repo, "exp", "run", "-S", "train.head=network", "-S", "train.early_stopping=2", "-S", "epochs=12",
+        "-S", "train.ensemble=2")
+    chosen = json.loads((scratch_repo / "metrics/train.json").read_text())
     log = pd.read_csv(scratch_repo / "metrics/train_log.csv")
-    assert kept == int(log["val_accuracy"].idxmax()) + 1
+    assert chosen["epoch_kept"] == log.loc[log["val_accuracy"].idxmax(), "epoch"] and 0 < chosen["ensemble_val_accuracy"]
+    answer = run_in(scratch_repo, sys.executable, "-m", "stages.predict", "--json", *map(str, songs)).stdout
+    assert len(answer.splitlines()) == 2
 
 
 @pytest.mark.parametrize("setting, message", [

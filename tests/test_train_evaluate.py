@@ -432,3 +432,21 @@ def test_l2_and_dropout_are_layers_of_the_network_and_the_runner_still_runs_it(t
     assert model.get_layer("dropout").rate == 0.5 and model.get_layer("hidden").kernel_regularizer.l2 == 0.01
     save_model(model, tmp_path / "model.keras", RECIPE, list(GENRES))
     np.testing.assert_allclose(Network(tmp_path / "model.keras").predict(x), model.predict_on_batch(x), atol=1e-6)
+
+
+def test_an_ensemble_scores_as_the_mean_of_its_members_and_is_the_same_bytes_twice(toy_data, tmp_path):
+    from stages.train import train_ensemble
+    x, y = toy_data
+    saved = []
+    for name in ("a", "b"):
+        models, _, _ = train_ensemble(x[:48].copy(), y[:48], (x[48:].copy(), y[48:]), epochs=2, seed=5, members=3,
+                                      log_path=tmp_path / f"{name}.csv", hidden_units=100, learning_rate=0.001,
+                                      batch_size=32, from_disk=False, standardize=False, early_stopping=0, l2=0,
+                                      dropout=0)
+        save_model(models, tmp_path / f"{name}.keras", RECIPE, list(GENRES))
+        saved.append((tmp_path / f"{name}.keras").read_bytes())
+    assert saved[0] == saved[1]
+    members = [train(x[:48], y[:48], None, epochs=2, seed=seed, log_path=tmp_path / "m.csv", verbose=0)[0]
+               for seed in (5, 6, 7)]
+    mean = np.mean([member.predict_on_batch(x) for member in members], axis=0)
+    np.testing.assert_allclose(Network(tmp_path / "a.keras").predict(x), mean, atol=1e-6)

@@ -143,6 +143,7 @@ SCHEMA = {
         "early_stopping": _integer(0),
         "l2": _number(0.0, 1.0),
         "dropout": _number(0.0, 0.95),
+        "ensemble": _integer(1),
     },
 }
 

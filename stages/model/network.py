@@ -72,15 +72,21 @@ def standardization(x, batch_size=4096):
 
 
 def save_model(model, path, features, classes, standardized=None):
-    """Save `model` to `path` with its `features` recipe, `classes` and `standardized` (mean, scale) or None,
-    the same bytes for the same weights.
+    """Save `model` (or a list of models: an ensemble, whose probabilities are averaged) to `path` with its
+    `features` recipe, `classes` and `standardized` (mean, scale) or None, the same bytes for the same weights.
+
+    An ensemble's Keras files are its first network's; every network's layers are in the arrays that
+    runner.Network runs.
 
     Raises UserError for a layer or activation that runner.Network cannot run, so that no
     model is saved that evaluate would refuse. Keras stamps the save time and the memory addresses
     of shared objects into the file: the time is left out, the addresses numbered in order, and
     the zip's dates fixed.
     """
-    dense = [layer for layer in model.layers if layer.weights]
+    models = model if isinstance(model, list) else [model]
+    model = models[0]
+    networks = [[layer for layer in member.layers if layer.weights] for member in models]
+    dense = [layer for layers in networks for layer in layers]
     for layer in dense:
         activation = getattr(getattr(layer, "activation", None), "__name__", None)
         if layer.__class__.__name__ != "Dense" or activation not in ACTIVATIONS:
@@ -99,8 +105,10 @@ def save_model(model, path, features, classes, standardized=None):
                 elif info.filename == "config.json":
                     data = json.dumps(_numbered_shared_objects(json.loads(data))).encode()
                 out.writestr(zipfile.ZipInfo(info.filename, FIXED_DATE), data, info.compress_type)
-            record = {"features": features, "classes": classes,
-                      "activations": [layer.activation.__name__ for layer in dense]}
+            activations = [[layer.activation.__name__ for layer in layers] for layers in networks]
+            record = {"features": features, "classes": classes, "activations": activations[0]}
+            if len(networks) > 1:
+                record["ensemble"] = activations
             arrays = {LAYERS.format(name=name, index=index): array
                       for index, layer in enumerate(dense) for name, array in zip(("kernel", "bias"),
                                                                                    layer.get_weights())}

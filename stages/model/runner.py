@@ -18,7 +18,7 @@ from stages.core.errors import UserError
 RECORD = "pipeline.json"
 """The member that records the feature recipe, the classes, the layers' activations and the standardization."""
 LAYERS = "pipeline/{name}_{index}.npy"
-"""Members holding each Dense layer's kernel and bias."""
+"""Members holding each Dense layer's kernel and bias, numbered on through the networks of an ensemble."""
 STANDARDIZATION = "pipeline/{name}.npy"
 """Members holding the training rows' feature `mean` and `scale` (train.standardize), both (n_values,) float32."""
 ACTIVATIONS = {
@@ -61,10 +61,13 @@ class Network:
         try:
             with zipfile.ZipFile(path) as archive:
                 record = json.loads(archive.read(RECORD))
-                self.layers = [(_read_array(archive, LAYERS.format(name="kernel", index=index)),
-                                _read_array(archive, LAYERS.format(name="bias", index=index)),
-                                ACTIVATIONS[activation])
-                               for index, activation in enumerate(record["activations"])]
+                # an ensemble records each network's activations; a single network (and older files) one list
+                networks = record.get("ensemble") or [record["activations"]]
+                layers = iter(range(sum(map(len, networks))))
+                self.networks = [[(_read_array(archive, LAYERS.format(name="kernel", index=index)),
+                                   _read_array(archive, LAYERS.format(name="bias", index=index)),
+                                   ACTIVATIONS[activation])
+                                  for activation, index in zip(activations, layers)] for activations in networks]
                 self.standardization = (tuple(_read_array(archive, STANDARDIZATION.format(name=name))
                                               for name in ("mean", "scale"))
                                         if record.get("standardized") else None)
@@ -80,14 +83,16 @@ class Network:
             self.check_classes(classes)
 
     def _check_shapes(self):
-        width = self.layers[0][0].shape[0] if self.layers else None
-        for kernel, bias, _ in self.layers:
-            if kernel.ndim != 2 or kernel.shape[0] != width or bias.shape != (kernel.shape[1],):
-                raise ValueError("layer shapes do not chain")
-            width = kernel.shape[1]
-        if width != len(self.classes):
-            raise ValueError("the last layer does not give one output per class")
-        if self.standardization and any(part.shape != (self.layers[0][0].shape[0],) for part in self.standardization):
+        inputs = self.networks[0][0][0].shape[0] if self.networks[0] else None
+        for layers in self.networks:
+            width = inputs
+            for kernel, bias, _ in layers:
+                if kernel.ndim != 2 or kernel.shape[0] != width or bias.shape != (kernel.shape[1],):
+                    raise ValueError("layer shapes do not chain")
+                width = kernel.shape[1]
+            if width != len(self.classes):
+                raise ValueError("the last layer does not give one output per class")
+        if self.standardization and any(part.shape != (inputs,) for part in self.standardization):
             raise ValueError("the standardization does not fit the first layer")
 
     def check_features(self, features):
@@ -110,7 +115,10 @@ class Network:
                             f"{list(classes)}: run `dvc repro` to retrain")
 
     def predict(self, x, batch_size=1024):
-        """(n_rows, n_classes) float32 probabilities of x (n_rows, n_values): an array or dataset.MappedRows."""
+        """(n_rows, n_classes) float32 probabilities of x (n_rows, n_values): an array or core.rows.MappedRows.
+
+        An ensemble's probabilities are the mean of its networks'.
+        """
         out = np.empty((len(x), len(self.classes)), np.float32)
         for start in range(0, len(x), batch_size):
             positions = np.arange(start, min(start + batch_size, len(x)))
@@ -118,10 +126,14 @@ class Network:
             if self.standardization:
                 mean, scale = self.standardization
                 rows = (rows - mean) / scale
-            for kernel, bias, activation in self.layers:
-                rows = activation(rows @ kernel + bias)
-            out[positions] = rows
+            out[positions] = np.mean([self._network(layers, rows) for layers in self.networks], axis=0)
         return out
+
+    @staticmethod
+    def _network(layers, rows):
+        for kernel, bias, activation in layers:
+            rows = activation(rows @ kernel + bias)
+        return rows
 
 
 def cross_entropy(y, probabilities):
