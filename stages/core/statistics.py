@@ -5,8 +5,6 @@ Every interval is 95% and over test tracks (a track's windows are not independen
 
 import math
 
-from scipy.stats import binomtest
-
 INTERVAL = "95% Wilson score interval over the test tracks"
 DIFFERENCE_INTERVAL = "95% Newcombe score interval for paired proportions (his method 10, no continuity correction)"
 Z95 = 1.959963984540054
@@ -41,6 +39,7 @@ def paired_difference_interval(both, only_a, only_b, neither):
 
 def mcnemar_p(only_a, only_b):
     """The exact McNemar p-value: two-sided binomial test of `only_b` among the discordant tracks; 1 if none."""
+    from scipy.stats import binomtest  # here: importing scipy.stats costs evaluate, which needs no test, 0.5 s
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_b, only_a + only_b, 0.5).pvalue)
