@@ -374,5 +374,5 @@ def test_a_stopped_worker_ends_the_run_in_one_line_naming_it_and_the_files():
         assert "has not finished a.wav, b.wav in 5 s (stopped, or stuck reading)" in result.stderr
     finally:
         for worker in cluster.workers:
-            worker.send_signal(signal.SIGCONT)
+            worker.kill()  # a stopped process ignores SIGTERM until continued
         cluster.stop()

@@ -329,9 +329,12 @@ def test_the_heads_run_end_to_end_record_what_was_chosen_and_predict(scratch_rep
     ("features.scheduler=foo", "error: params.yaml: 'features.scheduler' must be a Dask scheduler's address"),
     ("data.source=nope", "error: params.yaml: 'data.source' must be one of gtzan, demo, folder, table, fma, got "
                          "'nope'"),
+    ("data.source=folder,data.folder=/no/such/music", "error: data.folder is /no/such/music, which is not a folder "
+                                                      "here: set it to a folder of <label>/<audio files>"),
+    ("data.source=table,data.table=music", "error: data.table is music, which is not a file here"),
 ])
 def test_a_bad_param_no_stage_depends_on_stops_the_run_and_records_no_experiment(setting, message, scratch_repo):
-    result = dvc(scratch_repo, "exp", "run", "-S", setting, check=False)
+    result = dvc(scratch_repo, "exp", "run", *(arg for one in setting.split(",") for arg in ("-S", one)), check=False)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "stages/sources/nope.py" not in result.stderr
     shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
