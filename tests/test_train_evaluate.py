@@ -450,3 +450,15 @@ def test_an_ensemble_scores_as_the_mean_of_its_members_and_is_the_same_bytes_twi
                for seed in (5, 6, 7)]
     mean = np.mean([member.predict_on_batch(x) for member in members], axis=0)
     np.testing.assert_allclose(Network(tmp_path / "a.keras").predict(x), mean, atol=1e-6)
+
+
+def test_a_fit_drops_tensorflows_start_up_lines_wherever_they_come_and_keeps_its_errors():
+    # Some CPUs print absl's first line during the first epoch, after the import's filter has stopped.
+    probe = ("import os\n"
+             "from stages.model.keras_import import FIT_NOISE, without_lines\n"
+             "with without_lines(FIT_NOISE):\n"
+             "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
+             "STDERR\\n')\n"
+             "    os.write(2, b'E0000 00:00 kernel.cc:1] a real error\\n')\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True)
+    assert result.stderr == "E0000 00:00 kernel.cc:1] a real error\n"
