@@ -3,7 +3,8 @@
     python benchmarks/cross_validate.py [--epochs 50]
 
 Fold k tests on clip k of every genre (10 clips) and trains on the other 40, so every
-fold is stratified and the folds are fixed. Every musicnn layer and pooling is scored,
+fold is stratified and the folds are fixed. INFLATED: folds by clip put other clips of one
+artist in training (four genres of the sample are one artist each); docs/features.md says by how much. Every musicnn layer and pooling is scored,
 with the seed's dense network and with the linear classifier (train.hidden_units=0):
 this is the validation the default `features.musicnn` params were chosen on. It also
 prints the mean time to embed one 30 s clip with `extract`'s parallel workers.

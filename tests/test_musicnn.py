@@ -100,3 +100,18 @@ def test_the_stage_names_a_missing_wheel_file(tmp_path):
     assert result.stderr.strip() == ("error: pretrained.wheel names /nowhere/musicnn.whl, which is not a file: "
                                      "fix the path or leave it empty")
     assert not (tmp_path / "data/pretrained").exists()
+
+
+def test_every_layer_pooled_both_ways_is_the_concatenation_in_the_documented_order(checkpoint, sample_dir):
+    from stages.features.audio import load_audio
+    from stages.features.files import feature_width
+    from stages.features.musicnn import musicnn_embedding
+    y = load_audio(sample_dir / "jazz/jazz.00000.wav", 22050)
+    every = musicnn_embedding(y, layer="all", pooling="mean+max", checkpoint=checkpoint)
+    parts = [musicnn_embedding(y, layer=layer, pooling=pooling, checkpoint=checkpoint)
+             for layer in LAYERS for pooling in ("mean", "max")]
+    np.testing.assert_array_equal(every, np.concatenate(parts))
+    width = feature_width({"kind": "musicnn", "musicnn": {"layer": "all", "pooling": "mean+max"}})
+    assert every.shape == (width,) == (2 * sum(LAYERS.values()),)
+    chosen = musicnn_embedding(y, layer=["taggram", "penultimate"], checkpoint=checkpoint)
+    np.testing.assert_array_equal(chosen, np.concatenate(parts[0:4:2]))

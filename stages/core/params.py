@@ -61,6 +61,15 @@ def _inverse_strengths(value):
         return "must be a positive number or a non-empty list of them, e.g. [0.01, 0.1, 1, 10]"
 
 
+MUSICNN_LAYERS = ("taggram", "penultimate", "max_pool", "mean_pool")
+
+
+def _layers(value):
+    names = value if isinstance(value, list) else [value]
+    if value != "all" and (not names or not all(name in MUSICNN_LAYERS for name in names)):
+        return f"must be all, one of {', '.join(MUSICNN_LAYERS)}, or a list of them"
+
+
 def _path_or_null(value):
     if value is not None and not (isinstance(value, str) and value):
         return "must be a file path, or null"
@@ -120,8 +129,8 @@ SCHEMA = {
             "n_values": _integer(1),
         },
         "musicnn": {
-            "layer": _choice("penultimate", "max_pool", "mean_pool", "taggram"),
-            "pooling": _choice("mean", "max"),
+            "layer": _layers,
+            "pooling": _choice("mean", "max", "mean+max"),
         },
     },
     "pretrained": {

@@ -15,13 +15,14 @@ from stages.features.audio import (
     windows,
 )
 from stages.features.mfcc import mfcc_values
-from stages.features.musicnn import LAYERS, musicnn_embedding
+from stages.features.musicnn import embedding_width, musicnn_embedding
 from stages.features.workers import results
 
 KINDS = {"mfcc": mfcc_values, "musicnn": musicnn_embedding}
 """features.kind -> function(y, sr, **params['features'][kind]) -> (..., n_values) float32."""
 
-WIDTHS = {"mfcc": lambda params: params["n_values"], "musicnn": lambda params: LAYERS[params["layer"]]}
+WIDTHS = {"mfcc": lambda params: params["n_values"],
+          "musicnn": lambda params: embedding_width(params["layer"], params["pooling"])}
 """features.kind -> function(params['features'][kind]) -> n_values, known before any audio is read."""
 
 

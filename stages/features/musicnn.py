@@ -23,7 +23,21 @@ TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists",
         "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
         "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy"]
 LAYERS = {"taggram": 50, "penultimate": 200, "max_pool": 753, "mean_pool": 753}
-"""The outputs of the model and their widths."""
+"""The outputs of the model and their widths, in the order `layer: all` concatenates them."""
+POOLINGS = {"mean": np.mean, "max": np.max}
+"""How a window's 3 s patches are pooled; `mean+max` concatenates both, mean first."""
+
+
+def chosen(layer="penultimate", pooling="mean"):
+    """[(layer, pooling)] in the order an embedding concatenates them: `layer` one of LAYERS, a list of them or
+    "all" (every one, in LAYERS' order); `pooling` "mean", "max" or "mean+max"."""
+    layers = list(LAYERS) if layer == "all" else layer if isinstance(layer, list) else [layer]
+    return [(name, how) for name in layers for how in pooling.split("+")]
+
+
+def embedding_width(layer="penultimate", pooling="mean"):
+    """Values per window of the embedding that `layer` and `pooling` choose."""
+    return sum(LAYERS[name] for name, _ in chosen(layer, pooling))
 
 
 def log_mel_patches(y, sr=22050):
@@ -141,8 +155,10 @@ def patch_outputs(y, sr=22050, model=None):
 
 
 def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean", checkpoint=MUSICNN_CHECKPOINT):
-    """One embedding per clip: (..., n_samples) audio -> (..., LAYERS[layer]) float32, pooled over its 3 s patches."""
+    """One embedding per clip: (..., n_samples) audio -> (..., embedding_width(layer, pooling)) float32, each chosen
+    layer's outputs pooled over the clip's 3 s patches and concatenated (chosen)."""
     if y.ndim > 1:
         return np.stack([musicnn_embedding(clip, sr, layer, pooling, checkpoint) for clip in y])
-    values = patch_outputs(y, sr, pretrained_model(Path(checkpoint)))[layer]
-    return (values.mean(axis=0) if pooling == "mean" else values.max(axis=0)).astype(np.float32)
+    outputs = patch_outputs(y, sr, pretrained_model(Path(checkpoint)))
+    return np.concatenate([POOLINGS[how](outputs[name], axis=0).astype(np.float32)
+                           for name, how in chosen(layer, pooling)])
