@@ -91,7 +91,6 @@ def train_ensemble(x, y, validation, epochs=10, seed=42, members=1, log_path=TRA
 def ensemble_accuracy(models, x, y, standardized):
     """The validation accuracy of an ensemble's mean probabilities on x (already standardized in memory, or
     MappedRows read in batches and standardized by `standardized`)."""
-    from stages.model.network import batches
     rows = batches(x, y, 1024, standardized=standardized) if isinstance(x, MappedRows) else [(x, y)]
     right = sum(int(np.sum(np.mean([model.predict_on_batch(batch) for model in models], axis=0).argmax(axis=1)
                            == truth.argmax(axis=1))) for batch, truth in rows)

@@ -95,11 +95,12 @@ def _fork_is_safe():
 
 
 class WorkFailed(Exception):
-    """A chunk could not be done: `chunks` were in flight, `error` is why."""
+    """A chunk could not be done: `chunks` were in flight, `error` is why, `future` the first chunk's (None when
+    submitting failed)."""
 
-    def __init__(self, chunks, error):
+    def __init__(self, chunks, error, future=None):
         super().__init__(str(error))
-        self.chunks, self.error = chunks, error
+        self.chunks, self.error, self.future = chunks, error, future
 
 
 def _in_order(submit, chunks, window, timeout=None):
@@ -127,7 +128,7 @@ def _in_order(submit, chunks, window, timeout=None):
         except (KeyboardInterrupt, UserError):
             raise
         except BaseException as error:
-            raise WorkFailed([chunk for chunk, _ in in_flight], error) from error
+            raise WorkFailed([chunk for chunk, _ in in_flight], error, future) from error
         in_flight.popleft()
         refill()
         yield chunk, result
@@ -328,20 +329,17 @@ def _on_cluster(function, tasks, scheduler, name_of, redo_elsewhere):
     from distributed import KilledWorker
     with _quiet_distributed():
         client = _connect(scheduler)
-        in_flight = {}
         try:
             with _code_on(client, scheduler):
                 iter_tasks = iter(tasks)
                 chunks = iter(lambda: list(islice(iter_tasks, CLUSTER_CHUNK)), [])
 
                 def submit(chunk):
-                    in_flight[id(chunk)] = future = client.submit(_apply_on_worker, function, chunk, pure=False)
-                    return future
+                    return client.submit(_apply_on_worker, function, chunk, pure=False)
 
                 def window():  # workers that join mid-run (cluster.scale) get work at the next refill
                     return CHUNKS_IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
                 for chunk, (worker, done) in _in_order(submit, chunks, window, CHUNK_SECONDS):
-                    in_flight.pop(id(chunk))
                     for task, result in zip(chunk, done):
                         if redo_elsewhere is not None and redo_elsewhere(task, result):
                             result = _redo_on_other_workers(client, function, task, worker, redo_elsewhere, name_of)
@@ -350,8 +348,8 @@ def _on_cluster(function, tasks, scheduler, name_of, redo_elsewhere):
             if isinstance(failure.error, KilledWorker):
                 raise UserError(f"{_named(failure.chunks[0], name_of)} kept killing the Dask workers that ran them "
                                 "(out of memory, or a crashing decoder): see the workers' logs") from None
-            if isinstance(failure.error, TimeoutError) and id(failure.chunks[0]) in in_flight:
-                worker = _late_worker(client, in_flight[id(failure.chunks[0])])
+            if isinstance(failure.error, TimeoutError) and failure.future is not None:
+                worker = _late_worker(client, failure.future)
                 raise UserError(f"the Dask worker {worker} has not finished {_named(failure.chunks[0], name_of)} in "
                                 f"{CHUNK_SECONDS} s (stopped, or stuck reading): restart it and run again") from None
             if isinstance(failure.error, LOST):

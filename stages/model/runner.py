@@ -7,6 +7,7 @@ the network was trained on and its layers as .npy arrays: the members named here
 """
 
 import io
+import itertools
 import json
 import zipfile
 from pathlib import Path
@@ -63,11 +64,12 @@ class Network:
                 record = json.loads(archive.read(RECORD))
                 # an ensemble records each network's activations; a single network (and older files) one list
                 networks = record.get("ensemble") or [record["activations"]]
-                layers = iter(range(sum(map(len, networks))))
+                firsts = itertools.accumulate(map(len, networks), initial=0)  # layers are numbered on through them
                 self.networks = [[(_read_array(archive, LAYERS.format(name="kernel", index=index)),
                                    _read_array(archive, LAYERS.format(name="bias", index=index)),
                                    ACTIVATIONS[activation])
-                                  for activation, index in zip(activations, layers)] for activations in networks]
+                                  for index, activation in enumerate(activations, first)]
+                                 for activations, first in zip(networks, firsts)]
                 self.standardization = (tuple(_read_array(archive, STANDARDIZATION.format(name=name))
                                               for name in ("mean", "scale"))
                                         if record.get("standardized") else None)
