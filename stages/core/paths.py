@@ -13,7 +13,12 @@ GTZAN_ARTISTS = Path("data/gtzan/GTZANindex.txt")     # Sturm (2012): the artist
 FAULT_FILTERED = Path("data/gtzan/splits/fault-filtered")
 
 PRETRAINED = Path("data/pretrained")
-MUSICNN_CHECKPOINT = PRETRAINED / "MSD_musicnn"
+
+
+def musicnn_checkpoint(model):
+    """pretrained: the checkpoint of features.musicnn.model, e.g. data/pretrained/MSD_musicnn."""
+    return PRETRAINED / model
+
 
 FEATURES = Path("data/features")            # extract
 FEATURE_MATRIX = FEATURES / "features.npy"

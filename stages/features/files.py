@@ -3,7 +3,7 @@
 import numpy as np
 
 from stages.core.errors import UserError
-from stages.core.paths import MUSICNN_CHECKPOINT
+from stages.core.paths import musicnn_checkpoint
 from stages.features.audio import (
     CannotRead,
     ClipTooShort,
@@ -22,7 +22,7 @@ KINDS = {"mfcc": mfcc_values, "musicnn": musicnn_embedding}
 """features.kind -> function(y, sr, **params['features'][kind]) -> (..., n_values) float32."""
 
 WIDTHS = {"mfcc": lambda params: params["n_values"],
-          "musicnn": lambda params: embedding_width(params["layer"], params["pooling"])}
+          "musicnn": lambda params: embedding_width(params["model"], params["layer"], params["pooling"])}
 """features.kind -> function(params['features'][kind]) -> n_values, known before any audio is read."""
 
 
@@ -55,14 +55,17 @@ def worker_features(features):
     path."""
     if features["kind"] != "musicnn":
         return features
-    return features | {"musicnn": features["musicnn"] | {"checkpoint": str(MUSICNN_CHECKPOINT.resolve())}}
+    checkpoint = musicnn_checkpoint(features["musicnn"]["model"])
+    return features | {"musicnn": features["musicnn"] | {"checkpoint": str(checkpoint.resolve())}}
 
 
 def require_weights(features):
     """Raise UserError, saying what to run, when the feature kind's pretrained weights are missing."""
-    if features["kind"] == "musicnn" and not (MUSICNN_CHECKPOINT / ".index").is_file():
-        raise UserError(f"features.kind=musicnn needs the checkpoint in {MUSICNN_CHECKPOINT}: "
-                        "run `dvc repro pretrained`")
+    if features["kind"] != "musicnn":
+        return
+    checkpoint = musicnn_checkpoint(features["musicnn"]["model"])
+    if not (checkpoint / ".index").is_file():
+        raise UserError(f"features.kind=musicnn needs the checkpoint in {checkpoint}: run `dvc repro pretrained`")
 
 
 def file_rows(path, features, batch=4):

@@ -1,7 +1,8 @@
-"""MSD_musicnn (Pons and Serra 2019) in Keras 3, with the pretrained weights of the musicnn 0.1.0 wheel.
+"""The musicnn 0.1.0 wheel's four pretrained taggers (Pons and Serra 2019) in Keras 3, with the wheel's weights.
 
-The network tags 3 s log-mel patches with 50 Million Song Dataset tags. Its
-inner layers make good general-purpose music embeddings; `extract` uses them
+Each tags 3 s log-mel patches with 50 tags: MSD_musicnn and MTT_musicnn (musically motivated front end),
+MSD_vgg and MTT_vgg (5 layers of 3 x 3 convolutions, Choi et al. 2016), trained on the Million Song Dataset
+or MagnaTagATune. Their inner layers make good general-purpose music embeddings; `extract` uses them
 as the feature kind `musicnn`.
 """
 
@@ -11,42 +12,59 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from stages.core.paths import MUSICNN_CHECKPOINT
+from stages.core.params import MUSICNN_LAYERS
+from stages.core.paths import musicnn_checkpoint
 from stages.features.audio import ClipTooShort
 from stages.model.keras_import import keras_and_tensorflow
 
 SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, PATCH_FRAMES = 16000, 512, 256, 96, 187
-TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
-        "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
-        "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
-        "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist",
-        "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
-        "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy"]
-LAYERS = {"taggram": 50, "penultimate": 200, "max_pool": 753, "mean_pool": 753}
-"""The outputs of the model and their widths, in the order `layer: all` concatenates them."""
+MSD_TAGS = ["rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+            "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+            "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+            "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist",
+            "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
+            "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy"]
+MTT_TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+            "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals",
+            "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft",
+            "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal",
+            "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral"]
+TAGS = {"MSD": MSD_TAGS, "MTT": MTT_TAGS}
+"""The 50 tags of each training set, in the order of the taggram."""
+WIDTHS = {"taggram": 50, "penultimate": 200, "max_pool": 753, "mean_pool": 753,
+          "pool1": 128, "pool2": 128, "pool3": 128, "pool4": 128, "pool5": 128}
+"""Values per patch of each layer. A VGG block's (time, frequency, 128) output is averaged over time and
+frequency, as Choi et al. (2017) pool each layer for transfer."""
 POOLINGS = {"mean": np.mean, "max": np.max}
 """How a window's 3 s patches are pooled; `mean+max` concatenates both, mean first."""
 
 
-def chosen(layer="penultimate", pooling="mean"):
-    """[(layer, pooling)] in the order an embedding concatenates them: `layer` one of LAYERS, a list of them or
-    "all" (every one, in LAYERS' order); `pooling` "mean", "max" or "mean+max"."""
-    layers = list(LAYERS) if layer == "all" else layer if isinstance(layer, list) else [layer]
+def architecture(model):
+    """"musicnn" or "vgg": the graph of a model of MUSICNN_LAYERS."""
+    return model.split("_")[1]
+
+
+def chosen(model="MSD_musicnn", layer="penultimate", pooling="mean"):
+    """[(layer, pooling)] in the order an embedding concatenates them: `layer` one of the model's MUSICNN_LAYERS,
+    a list of them or "all" (every one, in MUSICNN_LAYERS' order); `pooling` "mean", "max" or "mean+max"."""
+    layers = list(MUSICNN_LAYERS[model]) if layer == "all" else layer if isinstance(layer, list) else [layer]
     return [(name, how) for name in layers for how in pooling.split("+")]
 
 
-def embedding_width(layer="penultimate", pooling="mean"):
-    """Values per window of the embedding that `layer` and `pooling` choose."""
-    return sum(LAYERS[name] for name, _ in chosen(layer, pooling))
+def embedding_width(model="MSD_musicnn", layer="penultimate", pooling="mean"):
+    """Values per window of the embedding that `model`, `layer` and `pooling` choose."""
+    return sum(WIDTHS[name] for name, _ in chosen(model, layer, pooling))
 
 
-def log_mel_patches(y, sr=22050):
+def log_mel_patches(y, sr=22050, res_type="soxr_hq"):
     """musicnn's input: audio (n_samples,) -> (n_patches, 187, 96) float32 log-mel patches of 3 s.
 
     As the package computes it: 16 kHz, n_fft 512, hop 256, 96 mel bands, float16, log10(10000 x + 1);
-    whole patches only. Raises ClipTooShort for audio shorter than one patch.
+    whole patches only. `res_type` is librosa's resampler: the package's own, through librosa 0.7, is
+    "kaiser_best" (resampy); the default "soxr_hq" is 40 times faster and moves the outputs a little
+    (docs/features.md). Raises ClipTooShort for audio shorter than one patch.
     """
-    audio = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE) if sr != SAMPLE_RATE else y
+    audio = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE, res_type=res_type) if sr != SAMPLE_RATE else y
     # pad_mode="reflect": the stft default of librosa 0.7, which the package was trained with.
     mel = librosa.feature.melspectrogram(y=audio, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT,
                                          n_mels=N_MELS, pad_mode="reflect").T
@@ -58,11 +76,11 @@ def log_mel_patches(y, sr=22050):
     return mel[:n_patches * PATCH_FRAMES].reshape(n_patches, PATCH_FRAMES, N_MELS)
 
 
-def build_model():
-    """The MSD_musicnn graph, its layers named as the checkpoint's variables.
+def build_musicnn(n_tags=50):
+    """The MSD_musicnn and MTT_musicnn graph, its layers named as the checkpoints' variables.
 
-    Input (batch, 187, 96) log-mel; outputs a dict of LAYERS: the 50 tag probabilities
-    and the embeddings of the last layers (batch normalisation in inference mode).
+    Input (batch, 187, 96) log-mel; outputs a dict: the `n_tags` tag probabilities and the embeddings of
+    the last layers (batch normalisation in inference mode).
     """
     keras, _ = keras_and_tensorflow()
     layers, ops = keras.layers, keras.ops
@@ -98,12 +116,38 @@ def build_model():
     pooled = layers.Flatten()(layers.Lambda(lambda pair: ops.stack(pair, axis=-1))([max_pool, mean_pool]))
     hidden = layers.Dense(200, activation="relu", name="dense")(layers.BatchNormalization(name="batch_normalization_9")(pooled))
     penultimate = layers.BatchNormalization(name="batch_normalization_10")(hidden)
-    taggram = layers.Dense(50, activation="sigmoid", name="dense_1")(penultimate)
+    taggram = layers.Dense(n_tags, activation="sigmoid", name="dense_1")(penultimate)
     return keras.Model(patches, {"taggram": taggram, "penultimate": penultimate,
                                  "max_pool": max_pool, "mean_pool": mean_pool})
 
 
-def load_weights(model, checkpoint=MUSICNN_CHECKPOINT):
+def build_vgg(n_tags=50, filters=128):
+    """The MSD_vgg and MTT_vgg graph, its layers named as the checkpoints' variables.
+
+    Input (batch, 187, 96) log-mel; outputs a dict: the `n_tags` tag probabilities and each block's
+    max-pooled output averaged over time and frequency, (batch, filters). The blocks' maps themselves are
+    the layers named pool1 ... pool5, e.g. pool5 (batch, 2, 1, filters), which the dense layer reads flattened.
+    """
+    keras, _ = keras_and_tensorflow()
+    layers = keras.layers
+    patches = keras.Input((PATCH_FRAMES, N_MELS))
+    block = layers.BatchNormalization(name="batch_normalization")(layers.Reshape((PATCH_FRAMES, N_MELS, 1))(patches))
+    outputs = {}
+    for i, (pool, stride) in enumerate([((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)),
+                                        ((4, 4), (4, 4))], start=1):
+        conv = layers.Conv2D(filters, (3, 3), padding="same", activation="relu", name=f"{i}CNN")(block)
+        block = layers.MaxPooling2D(pool, stride, name=f"pool{i}")(layers.BatchNormalization(name=f"batch_normalization_{i}")(conv))
+        outputs[f"pool{i}"] = layers.GlobalAveragePooling2D()(block)
+    taggram = layers.Dense(n_tags, activation="sigmoid", name="dense")(layers.Flatten()(block))
+    return keras.Model(patches, {"taggram": taggram, **outputs})
+
+
+def build_model(model="MSD_musicnn"):
+    """The Keras graph of `model`, one of MUSICNN_LAYERS, without its weights."""
+    return {"musicnn": build_musicnn, "vgg": build_vgg}[architecture(model)](n_tags=len(TAGS[model.split("_")[0]]))
+
+
+def load_weights(model, checkpoint):
     """Set every weight of `model` from the TF1 checkpoint by name; return the names of the variables used.
 
     Raises ValueError if a layer's weight is missing or has another shape.
@@ -129,8 +173,8 @@ def load_weights(model, checkpoint=MUSICNN_CHECKPOINT):
 
 
 @functools.lru_cache
-def pretrained_model(checkpoint=MUSICNN_CHECKPOINT):
-    """The model with its weights, built once per process.
+def pretrained_model(model="MSD_musicnn", checkpoint=None):
+    """`model` with its weights from `checkpoint` (default: data/pretrained/<model>), built once per process.
 
     In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread per op;
     where it already runs (predict has loaded its classifier) it keeps its threads.
@@ -140,25 +184,29 @@ def pretrained_model(checkpoint=MUSICNN_CHECKPOINT):
         tf.config.threading.set_intra_op_parallelism_threads(1)
     except RuntimeError:
         pass
-    model = build_model()
-    load_weights(model, checkpoint)
-    return model
+    network = build_model(model)
+    load_weights(network, checkpoint or musicnn_checkpoint(model))
+    return network
 
 
-def patch_outputs(y, sr=22050, model=None):
-    """Every output of the model for each 3 s patch of audio y (n_samples,): {layer: (n_patches, width)}.
+def patch_outputs(y, sr=22050, network=None, res_type="soxr_hq"):
+    """Every output of a model for each 3 s patch of audio y (n_samples,): {layer: (n_patches, width)}.
 
-    `model` defaults to the pretrained model of data/pretrained.
+    `network` defaults to the pretrained MSD_musicnn of data/pretrained.
     """
-    outputs = (model or pretrained_model()).predict_on_batch(log_mel_patches(y, sr))
+    outputs = (network or pretrained_model()).predict_on_batch(log_mel_patches(y, sr, res_type))
     return {layer: np.asarray(values) for layer, values in outputs.items()}
 
 
-def musicnn_embedding(y, sr=22050, layer="penultimate", pooling="mean", checkpoint=MUSICNN_CHECKPOINT):
-    """One embedding per clip: (..., n_samples) audio -> (..., embedding_width(layer, pooling)) float32, each chosen
-    layer's outputs pooled over the clip's 3 s patches and concatenated (chosen)."""
+def musicnn_embedding(y, sr=22050, model="MSD_musicnn", layer="penultimate", pooling="mean", res_type="soxr_hq",
+                      checkpoint=None):
+    """One embedding per clip: (..., n_samples) audio -> (..., embedding_width(model, layer, pooling)) float32,
+    each chosen layer's outputs pooled over the clip's 3 s patches and concatenated (chosen).
+
+    `checkpoint` defaults to data/pretrained/<model>.
+    """
     if y.ndim > 1:
-        return np.stack([musicnn_embedding(clip, sr, layer, pooling, checkpoint) for clip in y])
-    outputs = patch_outputs(y, sr, pretrained_model(Path(checkpoint)))
+        return np.stack([musicnn_embedding(clip, sr, model, layer, pooling, res_type, checkpoint) for clip in y])
+    outputs = patch_outputs(y, sr, pretrained_model(model, checkpoint and Path(checkpoint)), res_type)
     return np.concatenate([POOLINGS[how](outputs[name], axis=0).astype(np.float32)
-                           for name, how in chosen(layer, pooling)])
+                           for name, how in chosen(model, layer, pooling)])
