@@ -50,14 +50,13 @@ def unpack_checkpoint(wheel, destination, model="MSD_musicnn"):
 
 def main():
     params = load_params()
-    model = params["features"]["musicnn"]["model"]
     with atomic_output(PRETRAINED) as staging:
         staging.mkdir()
         if params["features"]["kind"] != "musicnn":
             (staging / "README.txt").write_text(f"features.kind={params['features']['kind']} needs no pretrained weights.\n")
             log(f"pretrained: nothing to get (features.kind={params['features']['kind']} needs no pretrained weights)")
             return
-        wheel = params["pretrained"]["wheel"]
+        model, wheel = params["features"]["musicnn"]["model"], params["pretrained"]["wheel"]
         if wheel is not None and not Path(wheel).is_file():
             raise UserError(f"pretrained.wheel names {wheel}, which is not a file: fix the path or leave it empty")
         with tempfile.TemporaryDirectory() as folder:

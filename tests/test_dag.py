@@ -129,6 +129,7 @@ class TracedParams(dict):
 NOT_DEPENDENCIES = {"features.n_jobs", "features.scheduler"}
 """Read by extract, but declared on purpose as no dependency: they say how the rows are computed, not what they are."""
 READ_UNDER_ANOTHER_SETTING = {"pretrained.wheel": "read by pretrained under features.kind=musicnn only",
+                              "features.musicnn.model": "read by pretrained under features.kind=musicnn only",
                               "data.table_ignore": "read by extract under data.source=table only",
                               "train.C": "read by train under train.head=logistic only"}
 """Declared for every setting because dvc.yaml cannot make a params entry conditional."""

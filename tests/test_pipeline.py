@@ -275,6 +275,22 @@ def test_every_musicnn_layer_pooled_both_ways_runs_through_the_whole_pipeline(gt
     np.testing.assert_array_equal(rows[0, 100:300], default)
 
 
+def test_a_vgg_model_runs_through_the_whole_pipeline_with_only_its_checkpoint(gtzan_repo, tmp_path):
+    from conftest import copy_of
+    repo = copy_of(gtzan_repo, tmp_path)
+    with params_set(repo, {"features.kind": "musicnn", "features.musicnn.model": "MTT_vgg",
+                           "features.musicnn.layer": "all", "split.method": "stratified", "train.head": "logistic",
+                           "train.standardize": True}):
+        result = dvc(repo, "repro", "evaluate", check=False)
+        if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
+            pytest.skip("PyPI cannot be reached here, and no wheel is given")
+        assert result.returncode == 0, result.stderr
+        assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
+        assert np.load(repo / "data/features/features.npy").shape == (50, 50 + 5 * 128)
+        predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
+        assert len(predicted.stdout.splitlines()) == 5
+
+
 def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_were(scratch_repo):
     import os
     import signal

@@ -29,19 +29,14 @@ MTT_TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electr
             "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft",
             "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal",
             "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral"]
-TAGS = {"MSD": MSD_TAGS, "MTT": MTT_TAGS}
-"""The 50 tags of each training set, in the order of the taggram."""
+TAGS = {model: MSD_TAGS if model.startswith("MSD") else MTT_TAGS for model in MUSICNN_LAYERS}
+"""model -> the 50 tags of its training set, in the order of its taggram."""
 WIDTHS = {"taggram": 50, "penultimate": 200, "max_pool": 753, "mean_pool": 753,
           "pool1": 128, "pool2": 128, "pool3": 128, "pool4": 128, "pool5": 128}
 """Values per patch of each layer. A VGG block's (time, frequency, 128) output is averaged over time and
 frequency, as Choi et al. (2017) pool each layer for transfer."""
 POOLINGS = {"mean": np.mean, "max": np.max}
 """How a window's 3 s patches are pooled; `mean+max` concatenates both, mean first."""
-
-
-def architecture(model):
-    """"musicnn" or "vgg": the graph of a model of MUSICNN_LAYERS."""
-    return model.split("_")[1]
 
 
 def chosen(model="MSD_musicnn", layer="penultimate", pooling="mean"):
@@ -144,7 +139,8 @@ def build_vgg(n_tags=50, filters=128):
 
 def build_model(model="MSD_musicnn"):
     """The Keras graph of `model`, one of MUSICNN_LAYERS, without its weights."""
-    return {"musicnn": build_musicnn, "vgg": build_vgg}[architecture(model)](n_tags=len(TAGS[model.split("_")[0]]))
+    build = build_vgg if model.endswith("_vgg") else build_musicnn
+    return build(n_tags=len(TAGS[model]))
 
 
 def load_weights(model, checkpoint):
