@@ -56,11 +56,11 @@ def artist_of(track_ids):
     return np.array([ARTISTS.get(track) or f"\0{track}" for track in track_ids])
 
 
-def read_table(path, folder):
+def read_table(path, folder, ignore=()):
     """(x (n_rows, n_values) float32, rows table (track_id, label, window)) of a table, as extract reads it."""
     track_ids, labels, _ = catalogue_rows(path)
     tracks = in_catalogue_order(pd.DataFrame({"track_id": track_ids, "label": labels, "path": str(path)}))
-    extract_table(tracks, ["length"], folder)
+    extract_table(tracks, list(ignore), folder)
     return np.load(folder / "features.npy"), read_tracks(folder / "tracks.csv")
 
 
@@ -142,7 +142,7 @@ def main():
     header = f"{'head':52} {'acc':>6}  {'95% CI':11}  {'tracks':>5}"
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        kaggle, taggram = read_table(KAGGLE, folder / "kaggle"), read_table(TAGGRAM, folder / "taggram")
+        kaggle, taggram = read_table(KAGGLE, folder / "kaggle", ["length"]), read_table(TAGGRAM, folder / "taggram")
         for epochs in args.epochs:
             print(f"\nKaggle's 57 descriptors (30 s), trained on the 443 fault-filtered training clips, "
                   f"scored on the 197 validation clips (no artist on both sides); {epochs} epochs")

@@ -5,7 +5,8 @@ macro F1, a track's probabilities averaged over its windows as predict does; eac
 its 95% interval over tracks; where artists are known, how many test tracks share an artist with
 training tracks; per-label precision, recall and F1 of the tracks; the test tracks
 that have no feature rows and are not scored), `confusion.csv` (track_id, actual, predicted: one
-record per test track), `confusion.png` and `misclassified.csv` (top-3 guesses).
+record per test track), `confusion_counts.csv` (actual, predicted, tracks: every pair of labels, for
+`dvc plots`), `confusion.png` and `misclassified.csv` (top-3 guesses).
 
 Macro F1 is the mean F1 over the labels that have test tracks (rows): a label absent from the
 test set is not counted as an F1 of 0.
@@ -17,7 +18,16 @@ import pandas as pd
 from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_csv, write_json
-from stages.core.paths import CONFUSION, CONFUSION_PLOT, EVAL_METRICS, MISCLASSIFIED, MODEL, RAW_TRACKS, SKIPPED
+from stages.core.paths import (
+    CONFUSION,
+    CONFUSION_COUNTS,
+    CONFUSION_PLOT,
+    EVAL_METRICS,
+    MISCLASSIFIED,
+    MODEL,
+    RAW_TRACKS,
+    SKIPPED,
+)
 from stages.core.sets import classes, feature_recipe, load_set
 from stages.core.statistics import rounded, wilson_interval
 from stages.core.tracks import listed_tracks, read_tracks
@@ -71,12 +81,19 @@ def misclassified(track_ids, y, probabilities, classes, k=3):
     return pd.DataFrame(rows, columns=["track_id", "actual", *guesses])
 
 
-def plot_confusion(actual, predicted, classes, path):
-    """Confusion matrix PNG of label names `actual` (rows) and `predicted` (columns), counts written in."""
+def confusion_counts(actual, predicted, classes):
+    """(n_classes, n_classes) DataFrame: tracks of each actual label (rows) predicted as each label (columns),
+    every label of `classes` on both sides, also one never predicted or never tested."""
+    return pd.crosstab(pd.Categorical(actual, classes), pd.Categorical(predicted, classes), dropna=False,
+                       rownames=["actual"], colnames=["predicted"])
+
+
+def plot_confusion(counts, path):
+    """Confusion matrix PNG of confusion_counts `counts`: actual labels down the side, counts written in."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    counts = pd.crosstab(pd.Categorical(actual, classes), pd.Categorical(predicted, classes), dropna=False)
+    classes = list(counts.index)
     size = 2 + 0.5 * len(classes)
     figure, axes = plt.subplots(figsize=(size, size))
     axes.imshow(counts.to_numpy(), cmap="viridis")
@@ -152,7 +169,9 @@ def main():
                               "labels_without_test_tracks": len(set(labels) - set(actual)),
                               "per_label": by_track["per_label"]})
     write_csv(CONFUSION, pd.DataFrame({"track_id": track_ids, "actual": actual, "predicted": predicted}))
-    plot_confusion(actual, predicted, labels, CONFUSION_PLOT)
+    counts = confusion_counts(actual, predicted, labels)
+    write_csv(CONFUSION_COUNTS, counts.stack().rename("tracks").reset_index())
+    plot_confusion(counts, CONFUSION_PLOT)
     write_csv(MISCLASSIFIED, misclassified(track_ids, track_y, track_p, labels))
     line = (f"evaluate: test accuracy {with_interval(by_row['accuracy'], row_interval, n_tracks)}, "
             f"macro F1 {by_row['macro_f1']:.3f}")

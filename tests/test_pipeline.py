@@ -373,6 +373,12 @@ def test_the_plots_say_what_they_plot_count_epochs_from_1_and_put_actual_labels_
         titles = [layer["encoding"]["y"]["title"] for layer in spec["layer"] if "y" in layer.get("encoding", {})]
         assert titles and all(title.startswith(y_title) for title in titles)
         assert min(int(row["epoch"]) for row in spec["data"]["values"]) == 1
-    confusion = plots["Confusion matrix (test tracks)"][0]["content"]["spec"]["encoding"]
-    assert (confusion["y"]["field"], confusion["y"]["title"]) == ("actual", "actual label")
-    assert (confusion["x"]["field"], confusion["x"]["title"]) == ("predicted", "predicted label")
+    confusion = plots["Confusion matrix (test tracks)"][0]["content"]
+    encoding = confusion["spec"]["encoding"]
+    assert (encoding["y"]["field"], encoding["y"]["title"]) == ("actual", "actual label")
+    assert (encoding["x"]["field"], encoding["x"]["title"]) == ("predicted", "predicted label")
+    cells = confusion["data"]["values"]
+    labels = json.loads((repo / "data/labels/classes.json").read_text())
+    assert sorted({cell["actual"] for cell in cells}) == sorted({cell["predicted"] for cell in cells}) == sorted(labels)
+    tracks = pd.read_csv(repo / "metrics/confusion.csv")
+    assert sum(int(cell["tracks"]) for cell in cells) == len(tracks)

@@ -133,7 +133,7 @@ def test_a_table_of_training_clips_only_stops_evaluate_in_one_line(tmp_path):
                  for w, row in enumerate(descriptors(clip, rng, 2))]
     pd.DataFrame(rows).to_csv(tmp_path / "taggram.csv", index=False)
     repo = clone_project(tmp_path / "repo", {"data.source": "table", "data.table": str(tmp_path / "taggram.csv"),
-                                             "split.method": "fault_filtered", "epochs": 2})
+                                             "data.table_ignore": [], "split.method": "fault_filtered", "epochs": 2})
     result = dvc(repo, "repro", check=False)
     assert "validation tracks drawn from the training list instead" in result.stderr
     assert ("error: the split's test list is empty (a feature table of training clips only?): there is nothing to "
@@ -142,11 +142,11 @@ def test_a_table_of_training_clips_only_stops_evaluate_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- bad tables, one line each
 
-def rows_of(tmp_path, text):
+def rows_of(tmp_path, text, ignore=()):
     path = tmp_path / "table.csv"
     path.write_text(text)
     tracks = pd.DataFrame({"track_id": catalogue_rows(path)[0], "path": str(path)})
-    return extract_table(tracks, ["length"], tmp_path / "out")
+    return extract_table(tracks, list(ignore), tmp_path / "out")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -187,6 +187,14 @@ def test_a_table_that_would_leak_merge_or_poison_is_refused_in_one_line(text, me
     assert "\n" not in str(error.value)
 
 
+def test_an_ignored_column_the_table_does_not_have_is_refused_in_one_line(tmp_path):
+    with pytest.raises(UserError) as error:
+        rows_of(tmp_path, "track_id,tempo,label\na,1,x\nb,2,y\n", ignore=["length"])
+    assert str(error.value) == (f"data.table_ignore names length, which {tmp_path / 'table.csv'} does not have: list "
+                                "only its columns that are not features, e.g. -S 'data.table_ignore=[]' for none")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_archive_given_as_the_table_is_refused_in_one_line(tmp_path):
     from conftest import make_tar_gz
     archive = make_tar_gz({"features.csv": b"track_id,tempo,label\na,1,x\nb,2,y\n"}, tmp_path / "features.tar.gz")
@@ -203,11 +211,12 @@ def real_tables():
     return REAL
 
 
-def trained_on(table, folder):
+def trained_on(table, folder, ignore=("length",)):
     """(repo, `dvc repro train`'s result, [train, valid, test] list sizes) of a clone on the real `table` under
-    split.method=fault_filtered with train.standardize."""
+    split.method=fault_filtered with train.standardize, its columns `ignore` not features."""
     repo = clone_project(folder / "repo", {"data.source": "table", "split.method": "fault_filtered",
-                                           "data.table": str(table), "train.standardize": True})
+                                           "data.table": str(table), "train.standardize": True,
+                                           "data.table_ignore": list(ignore)})
     result = dvc(repo, "repro", "train", check=False)
     assert result.returncode == 0, result.stderr
     sizes = [len((repo / f"data/split/{name}.txt").read_text().split()) for name in ("train", "valid", "test")]
@@ -221,7 +230,7 @@ def test_the_kaggle_table_trains_under_fault_filtered_validating_on_its_own_197_
 
 
 def test_the_taggram_table_trains_with_validation_drawn_from_training(real_tables, tmp_path):
-    repo, result, sizes = trained_on(real_tables / "musicnn-msd-taggram-3s.ff-train.csv", tmp_path)
+    repo, result, sizes = trained_on(real_tables / "musicnn-msd-taggram-3s.ff-train.csv", tmp_path, ignore=())
     assert "validation tracks drawn from the training list instead" in result.stderr
     assert sum(sizes) == 443 and sizes[2] == 0 and 80 <= sizes[1] <= 100
     assert np.load(repo / "data/features/features.npy").shape == (12415, 50)

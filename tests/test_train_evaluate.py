@@ -462,3 +462,10 @@ def test_a_fit_drops_tensorflows_start_up_lines_wherever_they_come_and_keeps_its
              "    os.write(2, b'E0000 00:00 kernel.cc:1] a real error\\n')\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True)
     assert result.stderr == "E0000 00:00 kernel.cc:1] a real error\n"
+
+
+def test_the_confusion_counts_show_every_label_on_both_sides_also_one_never_predicted():
+    from stages.evaluate import confusion_counts
+    counts = confusion_counts(["a", "b", "c", "c"], ["a", "a", "c", "a"], ["a", "b", "c"])
+    assert list(counts.index) == list(counts.columns) == ["a", "b", "c"]
+    assert counts.to_numpy().tolist() == [[1, 0, 0], [1, 0, 0], [1, 0, 1]]

@@ -38,6 +38,7 @@ TRAIN_METRICS = Path("metrics/train.json")
 
 EVAL_METRICS = Path("metrics/eval.json")    # evaluate
 CONFUSION = Path("metrics/confusion.csv")
+CONFUSION_COUNTS = Path("metrics/confusion_counts.csv")
 CONFUSION_PLOT = Path("metrics/confusion.png")
 MISCLASSIFIED = Path("metrics/misclassified.csv")
 

@@ -203,7 +203,11 @@ def extract_table(tracks, ignore, folder, block=4096):
     writes them. Returns (dataset.Extracted, the recipe: {"kind": "table", "columns": feature column names}).
     """
     path = tracks["path"].iat[0]
-    names = feature_columns(columns(path), ignore)
+    header = columns(path)
+    if missing := [name for name in ignore if name not in header]:
+        raise UserError(f"data.table_ignore names {missing[0]}, which {path} does not have: list only its columns "
+                        f"that are not features, e.g. -S 'data.table_ignore=[]' for none")
+    names = feature_columns(header, ignore)
     if not names:
         raise UserError(f"{path} has no feature columns besides {', '.join(KEYS)} and data.table_ignore")
     folder.mkdir()
