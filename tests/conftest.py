@@ -258,13 +258,29 @@ def stages_run(output):
 # ---------------------------------------------------------------- shared repositories, one full run each
 
 @pytest.fixture(scope="session")
-def repo(tmp_path_factory):
-    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed."""
-    repo = clone_project(tmp_path_factory.mktemp("pipeline") / "repo", DEMO)
-    result = dvc(repo, "repro")
-    run_in(repo, "git", "add", "-A")
-    run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
-    repo.output = result.stdout + result.stderr
+def run_folder(tmp_path_factory, worker_id):
+    """A folder of this pytest run that every test process shares (each -n worker has a basetemp of its own)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    return basetemp if worker_id == "master" else basetemp.parent
+
+
+@pytest.fixture(scope="session")
+def repo(run_folder, tmp_path_factory):
+    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed.
+
+    Built once per run, by the first test process that needs it; each process reads its own copy."""
+    from filelock import FileLock
+    built = run_folder / "demo-pipeline"
+    with FileLock(f"{built}.lock"):
+        if not (built / "output.txt").is_file():
+            shutil.rmtree(built, ignore_errors=True)
+            repo = clone_project(built / "repo", DEMO)
+            result = dvc(repo, "repro")
+            run_in(repo, "git", "add", "-A")
+            run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
+            (built / "output.txt").write_text(result.stdout + result.stderr)
+    repo = copy_of(built / "repo", tmp_path_factory.mktemp("pipeline"))
+    repo.output = (built / "output.txt").read_text()
     return repo
 
 

@@ -196,26 +196,32 @@ def small_collection(sample_dir, tmp_path_factory):
     return root
 
 
-def queue_two_runs(repo):
-    for epochs in (2, 3):
-        run_in(repo, "dvc", "exp", "run", "--queue", "-S", f"epochs={epochs}")
+def queue_runs(repo, *settings):
+    """Queue the experiments of `settings` (-S options; a value listing several makes a grid), then run them all."""
+    run_in(repo, "dvc", "exp", "run", "--queue", *settings)
     return run_in(repo, "dvc", "exp", "run", "--run-all", check=False)
 
 
-def test_a_queued_sweep_runs_on_an_absolute_folder(small_collection, tmp_path):
-    repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(small_collection)})
-    queue_two_runs(repo)
+def test_a_queued_grid_over_the_head_runs_on_an_absolute_folder_and_its_experiments_compare(small_collection,
+                                                                                            tmp_path):
+    # the grid as docs/trust.md shows it; queued runs work in a temporary copy, which an absolute folder survives
+    repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(small_collection),
+                                             "epochs": 2})
+    queue_runs(repo, "-S", "train.head=network,logistic", "-S", "train.standardize=true")
     shown = json.loads(run_in(repo, "dvc", "exp", "show", "--json").stdout)
-    runs = [run["data"] for baseline in shown for exp in (baseline.get("experiments") or []) for run in exp["revs"]]
-    assert sorted(run["params"]["params.yaml"]["data"]["epochs"] for run in runs) == [2, 3]
-    assert all(run["metrics"]["metrics/eval.json"]["data"]["test_tracks"] > 0 for run in runs)
+    runs = {run["name"]: run["revs"][0]["data"] for row in shown for run in (row.get("experiments") or [])}
+    heads = {data["params"]["params.yaml"]["data"]["train"]["head"]: name for name, data in runs.items()}
+    assert sorted(heads) == ["logistic", "network"]
+    assert all(data["metrics"]["metrics/eval.json"]["data"]["test_tracks"] > 0 for data in runs.values())
+    compared = run_in(repo, sys.executable, "-m", "stages.compare", heads["network"], heads["logistic"])
+    assert compared.stdout.startswith(f"A = {heads['network']}, B = {heads['logistic']}: ")
 
 
 def test_a_queued_run_on_an_untracked_folder_in_the_repository_says_what_to_do(small_collection, tmp_path):
     repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": "music"})
     shutil.copytree(small_collection, repo / "music", dirs_exist_ok=True)
-    result = queue_two_runs(repo)
-    assert result.stdout.count("error: a queued experiment runs in a temporary copy of the repository") == 2
+    result = queue_runs(repo, "-S", "epochs=2")
+    assert result.stdout.count("error: a queued experiment runs in a temporary copy of the repository") == 1
 
 
 def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection, tmp_path):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import re
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -159,26 +158,6 @@ def test_plots_show_writes_a_page_with_every_plot(repo):
     images = [p.name for p in (repo / "plots_page/static").iterdir()]
     assert any("confusion.png" in name for name in images)
     assert sum("mfcc" in name for name in images) == 10
-
-
-def test_a_queued_grid_over_the_head_runs_and_its_two_experiments_compare(scratch_repo):
-    # as docs/trust.md shows it
-    dvc(scratch_repo, "exp", "run", "--queue", "-S", "train.head=network,logistic", "-S", "train.standardize=true")
-    dvc(scratch_repo, "queue", "start")
-    deadline = time.time() + 900
-    while time.time() < deadline:
-        status = dvc(scratch_repo, "queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        time.sleep(2)
-    assert status.count("Success") == 2, status
-    shown = json.loads(dvc(scratch_repo, "exp", "show", "--json").stdout)
-    heads = {run["name"]: run["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["head"]
-             for row in shown for run in (row.get("experiments") or [])}
-    assert sorted(heads.values()) == ["logistic", "network"]
-    by_head = {head: name for name, head in heads.items()}
-    compared = run_in(scratch_repo, sys.executable, "-m", "stages.compare", by_head["network"], by_head["logistic"])
-    assert compared.stdout.startswith(f"A = {by_head['network']}, B = {by_head['logistic']}: 20 test tracks")
 
 
 def previous_row(path):
