@@ -15,7 +15,7 @@ import numpy as np
 from stages.core.console import log, progress
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output
-from stages.core.params import load_params
+from stages.core.params import Features, load_params
 from stages.core.paths import FEATURE_MATRIX, FEATURE_PARAMS, FEATURE_TRACKS, FEATURES, RAW_TRACKS, SKIPPED
 from stages.core.rows import Extracted, RowWriter
 from stages.core.tracks import RowsTable, SkippedTable, in_catalogue_order, is_unused, read_tracks
@@ -25,7 +25,7 @@ from stages.features.mfcc import check_width
 from stages.sources.catalogue import SHOWN
 
 
-def extract(tracks, features, folder, n_jobs=0, scheduler=None):
+def extract(tracks, features, folder, n_jobs=Features.n_jobs, scheduler=Features.scheduler):
     """Write the features of `tracks` (RAW_TRACKS rows) into the new folder `folder`, in the order of `tracks`:
     features.npy, tracks.csv (one row per window of each usable file) and skipped.csv, all as the rows come.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output
-from stages.core.params import load_params
+from stages.core.params import Musicnn, load_params
 from stages.core.paths import PRETRAINED, musicnn_checkpoint
 
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
@@ -36,7 +36,7 @@ def download_wheel(folder):
     return Path(folder) / WHEEL
 
 
-def unpack_checkpoint(wheel, destination, model="MSD_musicnn"):
+def unpack_checkpoint(wheel, destination, model=Musicnn.model):
     """Verify the wheel's sha256, then copy `model`'s checkpoint and the licence into `destination`."""
     digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:

@@ -17,7 +17,7 @@ from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output
 from stages.core.gtzan import CLIP_ID
-from stages.core.params import load_params
+from stages.core.params import Data, Params, Split, load_params
 from stages.core.paths import FAULT_FILTERED, RAW_TRACKS, SPLIT
 from stages.core.tracks import in_catalogue_order, is_unused, read_tracks, write_list
 
@@ -33,7 +33,8 @@ def hold_out(ids, validation_fraction, keep=0):
     return list(ids[:n_fit]), list(ids[n_fit:])
 
 
-def random_split(track_ids, train_fraction=0.8, validation_fraction=0.2, seed=42):
+def random_split(track_ids, train_fraction=Split.train_fraction, validation_fraction=Split.validation_fraction,
+                 seed=Params.seed):
     """The seed's shuffle: {'train', 'valid', 'test': ids}, a `train_fraction` share for train and valid.
 
     The training tracks are the seed's; valid is the last `validation_fraction` of them, the
@@ -46,7 +47,7 @@ def random_split(track_ids, train_fraction=0.8, validation_fraction=0.2, seed=42
     return {"train": train, "valid": valid, "test": shuffled[n_train:]}
 
 
-def shuffled_by_label(track_ids, labels, seed=42):
+def shuffled_by_label(track_ids, labels, seed=Params.seed):
     """Yield each label's track ids, shuffled, labels in sorted order: one generator seeded by `seed` for all."""
     rng = np.random.default_rng(seed)
     track_ids, labels = np.asarray(track_ids, dtype=str), np.asarray(labels, dtype=str)
@@ -55,7 +56,8 @@ def shuffled_by_label(track_ids, labels, seed=42):
         yield [str(track) for track in group[rng.permutation(len(group))]]
 
 
-def stratified_split(track_ids, labels, train_fraction=0.8, validation_fraction=0.2, seed=42):
+def stratified_split(track_ids, labels, train_fraction=Split.train_fraction,
+                     validation_fraction=Split.validation_fraction, seed=Params.seed):
     """{'train', 'valid', 'test': ids} with each label's share the same in all three sets.
 
     A label with one track trains on it; one with two or more keeps at least one for training
@@ -87,7 +89,7 @@ def listed_split(track_ids, lists=FAULT_FILTERED):
     return sets, missing
 
 
-def validation_from_training(sets, tracks, validation_fraction=0.2, seed=42):
+def validation_from_training(sets, tracks, validation_fraction=Split.validation_fraction, seed=Params.seed):
     """`sets` with validation drawn from the training tracks, per label (stratified), for a list without one."""
     training = tracks.set_index("track_id").loc[sets["train"]].reset_index()
     drawn = {"train": [], "valid": [], "test": sets["test"]}
@@ -104,7 +106,7 @@ def artist_groups(tracks):
     return np.where(artists.fillna("").str.strip() != "", artists.fillna(""), "\0track " + tracks["track_id"])
 
 
-def held_out_by_group(tracks, groups, fraction, seed=42):
+def held_out_by_group(tracks, groups, fraction, seed=Params.seed):
     """(kept, held out) track ids of `tracks` (track_id, label): about `fraction` of them held out, whole groups at
     a time, each label's share as even as the groups allow (scikit-learn's StratifiedGroupKFold, first fold)."""
     n_groups = len(set(groups))
@@ -115,7 +117,8 @@ def held_out_by_group(tracks, groups, fraction, seed=42):
     return list(tracks["track_id"].iloc[kept]), list(tracks["track_id"].iloc[held])
 
 
-def artist_split(tracks, train_fraction=0.8, validation_fraction=0.2, seed=42):
+def artist_split(tracks, train_fraction=Split.train_fraction, validation_fraction=Split.validation_fraction,
+                 seed=Params.seed):
     """({'train', 'valid', 'test': ids}, warnings) with no artist on two sides (artist_groups), as close to the
     fractions and each label's share as the artists allow; deterministic for a `seed`.
 
@@ -166,7 +169,8 @@ def official_split(tracks, source):
     return {name: tracks["track_id"][tracks["split"] == official].tolist() for official, name in OFFICIAL_SETS.items()}
 
 
-def split(tracks, method="random", train_fraction=0.8, validation_fraction=0.2, seed=42, source="gtzan"):
+def split(tracks, method=Split.method, train_fraction=Split.train_fraction,
+          validation_fraction=Split.validation_fraction, seed=Params.seed, source=Data.source):
     """Split the tracks (track_id, label: one row per track) by `method`.
 
     Returns (sets, {set name: listed ids missing}, whether validation was drawn from training).
@@ -218,7 +222,7 @@ def candidates(catalogue):
     return in_catalogue_order(catalogue[~is_unused(catalogue)])[columns]
 
 
-def split_catalogue(catalogue, settings, seed=42):
+def split_catalogue(catalogue, settings, seed=Params.seed):
     """{'train', 'valid', 'test': ids} of a download's catalogue (RAW_TRACKS rows) by the `split` params group.
 
     Raises UserError for an empty training or test set and for a label without a training track.

@@ -22,7 +22,7 @@ import psutil
 from stages.core.console import log
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output, write_json
-from stages.core.params import load_params
+from stages.core.params import Params, Train, load_params
 from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 from stages.core.rows import MappedRows
 from stages.core.sets import classes, feature_recipe, load_set
@@ -31,8 +31,9 @@ from stages.model.network import batches, build_model, save_model, seed_everythi
 from stages.model.runner import ACTIVATIONS, cross_entropy
 
 
-def train(x, y, validation=None, epochs=10, seed=42, hidden_units=100, learning_rate=0.001,
-          batch_size=32, from_disk=False, standardize=False, early_stopping=0, l2=0.0, dropout=0.0,
+def train(x, y, validation=None, epochs=Params.epochs, seed=Params.seed, hidden_units=Train.hidden_units,
+          learning_rate=Train.learning_rate, batch_size=Train.batch_size, from_disk=Train.from_disk,
+          standardize=Train.standardize, early_stopping=Train.early_stopping, l2=Train.l2, dropout=Train.dropout,
           log_path=TRAIN_LOG, verbose=2):
     """Fit the seed's network on x (n_rows, n_values), y (n_rows, n_classes); validate on `validation` (x, y) if given.
 
@@ -72,7 +73,8 @@ def epochs_from_one(log_path):
                                                  for line in lines[1:]))
 
 
-def train_ensemble(x, y, validation, epochs=10, seed=42, members=1, log_path=TRAIN_LOG, **network):
+def train_ensemble(x, y, validation, epochs=Params.epochs, seed=Params.seed, members=Train.ensemble, log_path=TRAIN_LOG,
+                   **network):
     """`members` networks trained as train() trains one, with seeds seed, seed + 1, ...: (the model, or a list of
     models for an ensemble, the first network's history, (mean, scale) or None). The first network's epochs go
     to `log_path`."""
@@ -106,7 +108,7 @@ def standardize_in_place(standardized, *matrices):
             rows /= standardized[1]
 
 
-def fit_logistic(x, y, validation, C=(0.01, 0.1, 1, 10), standardize=False, log_path=TRAIN_LOG):
+def fit_logistic(x, y, validation, C=Train.C, standardize=Train.standardize, log_path=TRAIN_LOG):
     """The multinomial logistic regression of x (n_rows, n_values), y (n_rows, n_classes) whose inverse
     regularisation strength `C` (a number or a list) scores best on `validation` (x, y); ties go to the smaller C.
 
@@ -119,7 +121,7 @@ def fit_logistic(x, y, validation, C=(0.01, 0.1, 1, 10), standardize=False, log_
     standardize_in_place(standardized, x, validation[0])
     labels, valid_labels = y.argmax(axis=1), validation[1].argmax(axis=1)
     best, candidates = None, {}
-    for strength in sorted(C if isinstance(C, list) else [C]):
+    for strength in sorted(C if isinstance(C, (list, tuple)) else [C]):
         fitted = LogisticRegression(C=strength, max_iter=1000).fit(x, labels)
         candidates[strength] = float(np.mean(fitted.predict(validation[0]) == valid_labels))
         if best is None or candidates[strength] > candidates[best.C]:

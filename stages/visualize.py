@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 from stages.core.console import log  # noqa: E402
 from stages.core.errors import run  # noqa: E402
 from stages.core.files import atomic_output  # noqa: E402
-from stages.core.params import load_params  # noqa: E402
+from stages.core.params import Features, Mfcc, load_params  # noqa: E402
 from stages.core.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
 from stages.core.sets import feature_recipe  # noqa: E402
 from stages.core.tracks import read_tracks  # noqa: E402
@@ -24,7 +24,7 @@ from stages.features.audio import first_window_seconds, load_audio, windows  # n
 from stages.features.mfcc import mfcc_matrix  # noqa: E402
 
 
-def draw_mfcc(mfcc, path, title, sr=22050, hop_length=512):
+def draw_mfcc(mfcc, path, title, sr=Features.sample_rate, hop_length=Mfcc.hop_length):
     """Save an MFCC matrix (n_mfcc, frames) as a PNG: coefficients against time in seconds."""
     figure, axes = plt.subplots(figsize=(8, 3))
     image = librosa.display.specshow(mfcc, sr=sr, hop_length=hop_length, x_axis="time", ax=axes)

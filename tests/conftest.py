@@ -285,10 +285,10 @@ def repo(run_folder, tmp_path_factory):
 
 
 def copy_of(repo, folder):
-    """A copy of the repository `repo` at `folder`/repo (its DVC cache too), for a test that changes it: the
-    session's repositories are read by many tests and never changed."""
+    """A copy of the repository `repo` at `folder`/repo (its DVC cache too, hard links kept), for a test that changes
+    it: the session's repositories are read by many tests and never changed."""
     copy = Clone(folder / "repo")
-    shutil.copytree(repo, copy, symlinks=True)
+    subprocess.run(["cp", "-a", str(repo), str(copy)], check=True)
     return copy
 
 

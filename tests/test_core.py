@@ -16,7 +16,7 @@ from conftest import PROJECT, set_dotted, tool_env
 from stages.core.console import progress
 from stages.core.errors import UserError, run
 from stages.core.files import atomic_output
-from stages.core.params import load_params, validate
+from stages.core.params import Params, load_params, render, validate
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
@@ -29,6 +29,20 @@ def edited(dotted, value):
 
 def test_the_shipped_params_are_valid():
     validate(PARAMS)
+
+
+def test_params_yaml_is_the_rendering_of_the_declared_defaults_and_meanings():
+    # after changing a declaration in stages/core/params.py: python -m stages.core.params
+    assert (PROJECT / "params.yaml").read_text() == render()
+
+
+def test_a_rendering_reads_back_as_the_values_it_was_given():
+    from dataclasses import replace
+    values = replace(Params(), epochs=3, train=replace(Params().train, C=(0.5,), head="logistic"))
+    params = yaml.safe_load(render(values))
+    validate(params)
+    assert (params["epochs"], params["train"]["C"], params["train"]["head"]) == (3, [0.5], "logistic")
+    assert params["features"]["scheduler"] is None and params["data"]["table_ignore"] == ["length"]
 
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "tls://scheduler.lab:8786", "tcp://[::1]:8786"])

@@ -229,47 +229,6 @@ def test_the_demo_params_are_not_dependencies_of_the_gtzan_download(gtzan_repo):
         run_in(gtzan_repo, "git", "checkout", "stages/sources/demo.py")
 
 
-def test_every_musicnn_layer_pooled_both_ways_runs_through_the_whole_pipeline(gtzan_repo, tmp_path):
-    from conftest import copy_of
-    repo = copy_of(gtzan_repo, tmp_path)
-    with params_set(repo, {"features.kind": "musicnn", "features.musicnn.layer": "all",
-                           "features.musicnn.pooling": "mean+max", "split.method": "stratified",
-                           "train.head": "logistic", "train.standardize": True}):
-        result = dvc(repo, "repro", "evaluate", check=False)
-        if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
-            pytest.skip("PyPI cannot be reached here, and no wheel is given")
-        assert result.returncode == 0, result.stderr
-        assert (repo / "data/pretrained/MSD_musicnn/.index").is_file()
-        rows = np.load(repo / "data/features/features.npy")
-        assert rows.shape == (50, 2 * (50 + 200 + 753 + 753))
-        assert read_json(repo / "metrics/eval.json")["test_tracks"] == 10
-        predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
-        assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 5
-    # the default embedding (penultimate, mean) is its part after the taggram's mean and max
-    from stages.features.audio import load_audio
-    from stages.features.musicnn import musicnn_embedding
-    first = read_tracks(repo / "data/features/tracks.csv")["track_id"].iat[0]
-    clip = repo / "data/raw/genres" / first.split(".")[0] / f"{first}.wav"
-    default = musicnn_embedding(load_audio(clip, 22050), checkpoint=repo / "data/pretrained/MSD_musicnn")
-    np.testing.assert_array_equal(rows[0, 100:300], default)
-
-
-def test_a_vgg_model_runs_through_the_whole_pipeline_with_only_its_checkpoint(gtzan_repo, tmp_path):
-    from conftest import copy_of
-    repo = copy_of(gtzan_repo, tmp_path)
-    with params_set(repo, {"features.kind": "musicnn", "features.musicnn.model": "MTT_vgg",
-                           "features.musicnn.layer": "all", "split.method": "stratified", "train.head": "logistic",
-                           "train.standardize": True}):
-        result = dvc(repo, "repro", "evaluate", check=False)
-        if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
-            pytest.skip("PyPI cannot be reached here, and no wheel is given")
-        assert result.returncode == 0, result.stderr
-        assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
-        assert np.load(repo / "data/features/features.npy").shape == (50, 50 + 5 * 128)
-        predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
-        assert len(predicted.stdout.splitlines()) == 5
-
-
 def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_were(scratch_repo):
     import os
     import signal

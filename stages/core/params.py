@@ -2,6 +2,8 @@
 
 import difflib
 import re
+import sys
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
@@ -106,88 +108,210 @@ def _archive_url(value):
         return str(error)
 
 
-SCHEMA = {
-    "seed": _integer(0),
-    "epochs": _integer(1),
-    "data": {
-        "source": _choice("gtzan", "demo", "folder", "table", "fma"),
-        "folder": _text,
-        "table": _text,
-        "table_ignore": _names,
-        "gtzan": {
-            "url": _archive_url,
-            "mirrors": _archive_urls,
-        },
-        "fma": {
-            "subset": _choice("small", "medium", "large", "full"),
-            "metadata": _archive_urls,
-            "audio": {subset: _archive_urls for subset in ("small", "medium", "large", "full")},
-        },
-        "demo": {
-            "seed": _integer(0),
-            "clips_per_genre": _integer(10),
-        },
-    },
-    "features": {
-        "kind": _choice("mfcc", "musicnn"),
-        "sample_rate": _integer(1),
-        "windows": _choice("first", "all"),
-        "n_jobs": _integer(0),
-        "scheduler": _scheduler_or_null,
-        "mfcc": {
-            "n_mfcc": _integer(1),
-            "n_fft": _integer(16),
-            "hop_length": _integer(1),
-            "n_mels": _integer(1),
-            "n_values": _integer(1),
-        },
-        "musicnn": {
-            "model": _choice(*MUSICNN_LAYERS),
-            "layer": _layers,
-            "pooling": _choice("mean", "max", "mean+max"),
-            "res_type": _choice("soxr_hq", "kaiser_best"),
-        },
-    },
-    "pretrained": {
-        "wheel": _path_or_null,
-    },
-    "split": {
-        "method": _choice("random", "stratified", "artist", "fault_filtered", "official"),
-        "train_fraction": _number(0.05, 0.95),
-        "validation_fraction": _number(0.05, 0.9),
-    },
-    "train": {
-        "hidden_units": _integer(0),
-        "learning_rate": _number(1e-7, 1.0),
-        "batch_size": _integer(1),
-        "from_disk": _boolean,
-        "standardize": _boolean,
-        "head": _choice("network", "logistic"),
-        "C": _inverse_strengths,
-        "early_stopping": _integer(0),
-        "l2": _number(0.0, 1.0),
-        "dropout": _number(0.0, 0.95),
-        "ensemble": _integer(1),
-    },
-}
+def param(default, check, meaning=""):
+    """A key of params.yaml: its default, the rule its value must pass (returning what is wrong, or None) and
+    its one-line meaning, written beside it in params.yaml."""
+    return field(default=default, metadata={"check": check, "meaning": meaning})
 
 
-def validate(params, schema=SCHEMA, prefix=""):
-    """Raise UserError naming the first key of `params` that does not fit `schema`."""
+def group(cls, meaning=""):
+    """A group of keys of params.yaml: the dataclass `cls` of its keys, all at their defaults."""
+    return field(default=cls(), metadata={"meaning": meaning})
+
+
+# One declaration per params group: every key with its type, default, rule and meaning. params.yaml is their
+# rendering (`python -m stages.core.params` writes it; a test keeps it so), and code that needs a default reads it
+# here, e.g. Mfcc.n_mfcc.
+
+ARCHIVE = "https://os.unil.cloud.switch.ch/fma/fma_{}.zip#sha1={}"
+
+
+@dataclass(frozen=True)
+class Gtzan:
+    url: str = param("https://huggingface.co/datasets/marsyas/gtzan/resolve/d2146561ecc7df707d9e6b8318885fe6a39668a2"
+                     "/data/genres.tar.gz#sha256=b28cc067ff6199bd826f5d1a6931458586d64acae7f44b2e882b7a97af057531",
+                     _archive_url)
+    mirrors: tuple = param(("https://web.archive.org/web/20220328223413/http://opihi.cs.uvic.ca/sound/genres.tar.gz"
+                            "#md5=5b3d6dddb579ab49814ab86dba69e7c7",
+                            "http://opihi.cs.uvic.ca/sound/genres.tar.gz#md5=5b3d6dddb579ab49814ab86dba69e7c7"),
+                           _archive_urls, "the original UVic archive")
+
+
+@dataclass(frozen=True)
+class FmaAudio:
+    small: tuple = param((ARCHIVE.format("small", "ade154f733639d52e35e32f5593efe5be76c6d70"),), _archive_urls)
+    medium: tuple = param((ARCHIVE.format("medium", "c67b69ea232021025fca9231fc1c7c1a063ab50b"),), _archive_urls)
+    large: tuple = param((ARCHIVE.format("large", "497109f4dd721066b5ce5e5f250ec604dc78939e"),), _archive_urls)
+    full: tuple = param((ARCHIVE.format("full", "0f0ace23fbe9ba30ecb7e95f763e435ea802b8ab"),), _archive_urls)
+
+
+@dataclass(frozen=True)
+class Fma:
+    subset: str = param("small", _choice("small", "medium", "large", "full"),
+                        "small (8,000 clips, 8 genres), medium (25,000, 16), large (106,574, 161) or full (untrimmed)")
+    metadata: tuple = param(("https://os.unil.cloud.switch.ch/fma/fma_metadata.zip"
+                             "#sha1=f0df49ffe5f2a6008d7dc83c6915b31835dfe733",),
+                            _archive_urls, "tried in order, each with its published sha1")
+    audio: FmaAudio = group(FmaAudio, "each subset's archive, tried in order, with its published sha1")
+
+
+@dataclass(frozen=True)
+class Demo:
+    seed: int = param(0, _integer(0), "not the top-level seed, so that -S seed=N never remakes the data")
+    clips_per_genre: int = param(10, _integer(10), "clips of 30 s made for each of the 10 genres")
+
+
+@dataclass(frozen=True)
+class Data:
+    source: str = param("gtzan", _choice("gtzan", "demo", "folder", "table", "fma"),
+                        "gtzan; demo: a synthetic corpus made offline; folder: your own music; table: features made "
+                        "elsewhere; fma: the Free Music Archive")
+    folder: str = param("music", _text, "for source folder: <label>/<audio files>, read in place")
+    table: str = param("music/README.md", _text,
+                       "for source table: a CSV, one row per track or window (stages/features/table.py); the "
+                       "default only names a file that exists, as DVC wants of a dependency")
+    table_ignore: tuple = param(("length",), _names, "the table's columns that are not features (Kaggle's CSVs "
+                                                     "carry each file's sample count)")
+    gtzan: Gtzan = group(Gtzan, "tried in order; #sha256=, #md5= or #sha1= declares the archive's checksum (none: "
+                                "the clips are still checked)")
+    fma: Fma = group(Fma, "the Free Music Archive; its zips are read in place (docs/data.md)")
+    demo: Demo = group(Demo, "a synthetic GTZAN-shaped corpus (stages/sources/demo.py)")
+
+
+@dataclass(frozen=True)
+class Mfcc:
+    n_mfcc: int = param(20, _integer(1), "coefficients per frame")
+    n_fft: int = param(2048, _integer(16), "samples per FFT window")
+    hop_length: int = param(512, _integer(1), "samples between frames")
+    n_mels: int = param(128, _integer(1), "mel bands")
+    n_values: int = param(25000, _integer(1), "the first values of the flattened (n_mfcc, frames) matrix")
+
+
+@dataclass(frozen=True)
+class Musicnn:
+    model: str = param("MSD_musicnn", _choice(*MUSICNN_LAYERS),
+                       "MSD_musicnn, MTT_musicnn, MSD_vgg or MTT_vgg (the musicnn 0.1.0 wheel's taggers)")
+    layer: str | list = param("penultimate", _layers, "taggram (50); musicnn: penultimate (200), max_pool, "
+                                                      "mean_pool (753); vgg: pool1 ... pool5 (128); a list; all")
+    pooling: str = param("mean", _choice("mean", "max", "mean+max"),
+                         "over the window's 3 s patches: mean, max or mean+max (both, twice the width)")
+    res_type: str = param("soxr_hq", _choice("soxr_hq", "kaiser_best"),
+                          "resampling to 16 kHz: soxr_hq (fast) or kaiser_best (the original package's, exact)")
+
+
+@dataclass(frozen=True)
+class Features:
+    kind: str = param("mfcc", _choice("mfcc", "musicnn"), "mfcc: the seed's MFCC matrix; musicnn: a pretrained "
+                                                          "tagger's embedding")
+    sample_rate: int = param(22050, _integer(1), "Hz: the audio is decoded at this rate")
+    windows: str = param("first", _choice("first", "all"),
+                         "first: one row per file (the seed's); all: one row per 30 s window")
+    n_jobs: int = param(0, _integer(0), "worker processes; 0 = one per core")
+    scheduler: str | None = param(None, _scheduler_or_null,
+                           "empty: this machine; or a Dask scheduler, tcp://host:8786 (README, \"Scaling out\")")
+    mfcc: Mfcc = group(Mfcc, "the seed's recipe (librosa.feature.mfcc)")
+    musicnn: Musicnn = group(Musicnn, "pretrained tagger embeddings (stages/features/musicnn.py)")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    wheel: str | None = param(None, _path_or_null, "path to musicnn-0.1.0-py3-none-any.whl; empty: pip download it")
+
+
+@dataclass(frozen=True)
+class Split:
+    method: str = param("random", _choice("random", "stratified", "artist", "fault_filtered", "official"),
+                        "random (the seed's), stratified, artist (no artist on two sides), fault_filtered (GTZAN "
+                        "only) or official (FMA's own)")
+    train_fraction: float = param(0.8, _number(0.05, 0.95), "of the tracks (random, stratified and artist)")
+    validation_fraction: float = param(0.2, _number(0.05, 0.9), "of the training tracks, held out to validate each "
+                                                                "epoch (not fault_filtered: listed)")
+
+
+@dataclass(frozen=True)
+class Train:
+    hidden_units: int = param(100, _integer(0), "0 = no hidden layer: a linear classifier")
+    learning_rate: float = param(0.001, _number(1e-7, 1.0), "network: Adam's step size")
+    batch_size: int = param(32, _integer(1), "network: rows per training step")
+    from_disk: bool = param(False, _boolean, "true: read the rows from disk in batches each epoch, for a matrix "
+                                             "larger than RAM")
+    standardize: bool = param(False, _boolean, "true: centre and scale each feature by the training rows' mean and "
+                                               "deviation (stored in the model)")
+    head: str = param("network", _choice("network", "logistic"), "network: the seed's dense network; logistic: a "
+                                                                 "multinomial logistic regression (L-BFGS)")
+    C: tuple = param((0.01, 0.1, 1, 10), _inverse_strengths, "logistic: inverse regularisation strength, or a list: "
+                                                              "the best on the validation tracks wins")
+    early_stopping: int = param(0, _integer(0), "network: patience in epochs on validation accuracy, keeping the "
+                                                "best epoch; 0 = off")
+    l2: float = param(0, _number(0.0, 1.0), "network: L2 penalty on every layer's weights")
+    dropout: float = param(0, _number(0.0, 0.95), "network: dropout rate after the hidden layer")
+    ensemble: int = param(1, _integer(1), "network: how many, seeds seed, seed + 1, ...: the saved model averages "
+                                          "their probabilities")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = param(42, _integer(0), "seeds the split and the training")
+    epochs: int = param(10, _integer(1), "training epochs of the network")
+    data: Data = group(Data)
+    features: Features = group(Features)
+    pretrained: Pretrained = group(Pretrained)
+    split: Split = group(Split)
+    train: Train = group(Train)
+
+
+def validate(params, schema=Params, prefix=""):
+    """Raise UserError naming the first key of `params` that does not fit the params group `schema`."""
     if not isinstance(params, dict):
         raise UserError(f"params.yaml: '{prefix.rstrip('.') or 'the file'}' must be a mapping of keys")
+    keys = {key.name: key for key in fields(schema)}
     for key in params:
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), schema, n=1)
+        if key not in keys:
+            close = difflib.get_close_matches(str(key), keys, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             raise UserError(f"params.yaml: unknown key '{prefix}{key}'{hint}")
-    for key, rule in schema.items():
-        if key not in params:
-            raise UserError(f"params.yaml: missing key '{prefix}{key}'")
-        if isinstance(rule, dict):
-            validate(params[key], rule, f"{prefix}{key}.")
-        elif (problem := rule(params[key])) is not None:
-            raise UserError(f"params.yaml: '{prefix}{key}' {problem}, got {params[key]!r}")
+    for name, key in keys.items():
+        if name not in params:
+            raise UserError(f"params.yaml: missing key '{prefix}{name}'")
+        if is_dataclass(key.type):
+            validate(params[name], key.type, f"{prefix}{name}.")
+        elif (problem := key.metadata["check"](params[name])) is not None:
+            raise UserError(f"params.yaml: '{prefix}{name}' {problem}, got {params[name]!r}")
+
+
+MEANING_COLUMN = 27
+"""Where params.yaml's meanings start, so that they line up."""
+
+
+def _scalar(value):
+    """A value as params.yaml writes it, in the form DVC writes it back after `-S` (null as nothing)."""
+    if value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def render(values=None, indent=0):
+    """params.yaml's text: `values` (default: every default of Params) with each key's meaning beside it, in the
+    form DVC writes it back after `-S`, so that `-S key=value` changes only that key's line."""
+    values = Params() if values is None else values
+    lines = []
+    for key in fields(values):
+        value, meaning = getattr(values, key.name), key.metadata["meaning"]
+        if indent == 0 and is_dataclass(value):
+            lines.append("")
+        line = f"{' ' * indent}{key.name}:"
+        if not (is_dataclass(value) or isinstance(value, tuple)) and value is not None:
+            scalar = _scalar(value)
+            # ruamel.yaml, which DVC writes with, moves a plain scalar beyond 80 columns to the next line
+            line += f" \n{' ' * (indent + 2)}{scalar}" if len(f"{line} {scalar}") > 80 else f" {scalar}"
+        if meaning:
+            line += " " * max(1, MEANING_COLUMN - len(line.rsplit("\n", 1)[-1])) + f"# {meaning}"
+        lines.append(line)
+        if is_dataclass(value):
+            lines.append(render(value, indent + 2))
+        elif isinstance(value, tuple):
+            lines += [f"{' ' * indent}- {_scalar(item)}" for item in value]
+    return "\n".join(lines) + ("\n" if indent == 0 else "")
 
 
 def load_params(path=PARAMS):
@@ -206,3 +330,9 @@ def load_params(path=PARAMS):
     validate(params)
     check_musicnn_layer(params["features"]["musicnn"])
     return params
+
+
+if __name__ == "__main__":
+    # python -m stages.core.params: write params.yaml from the declarations above, every key at its default
+    PARAMS.write_text(render())
+    print(f"wrote {PARAMS}", file=sys.stderr)

@@ -15,6 +15,7 @@ import soundfile as sf
 
 from stages.core.console import redirect_fd
 from stages.core.errors import no_space_left
+from stages.core.params import Features
 
 AUDIO_SUFFIXES = {".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
 """What the folder source and predict look for; anything librosa decodes."""
@@ -78,7 +79,7 @@ def readable_here(path):
     return os.access(str(path).split(IN_ARCHIVE, 1)[0], os.R_OK)
 
 
-def load_audio(path, sample_rate=22050, seconds=None):
+def load_audio(path, sample_rate=Features.sample_rate, seconds=None):
     """Decode any file librosa reads: (n_samples,) float32, mono, at `sample_rate` Hz; only its first
     `seconds` if given (an hour-long mix then costs no more memory than a clip). `path` may name a
     member of a zip archive (IN_ARCHIVE).
@@ -120,7 +121,7 @@ def audio_md5(path):
     return hashlib.md5(buffer.getvalue()).hexdigest()
 
 
-def windows(y, sr=22050, every=False, seconds=WINDOW_SECONDS, whole_seconds=WHOLE_SECONDS):
+def windows(y, sr=Features.sample_rate, every=False, seconds=WINDOW_SECONDS, whole_seconds=WHOLE_SECONDS):
     """Cut audio y (n_samples,) into (n_windows, window_samples) windows of `seconds`.
 
     A file up to `whole_seconds` long is one window, whole: a GTZAN clip (29.9 to 30.7 s) is

@@ -3,6 +3,7 @@
 import numpy as np
 
 from stages.core.errors import UserError
+from stages.core.params import Features
 from stages.core.paths import musicnn_checkpoint
 from stages.features.audio import (
     CannotRead,
@@ -101,7 +102,7 @@ def _worker_could_not_read(task, result):
     return isinstance(result[2], CannotRead) and readable_here(task[0])
 
 
-def file_results(paths, features, n_jobs=0, scheduler=None):
+def file_results(paths, features, n_jobs=Features.n_jobs, scheduler=Features.scheduler):
     """Yield (rows (n_windows, n_values) float32 or None, seconds, reason or None) per path, in order.
 
     Paths are made absolute here, where they are known to be right: a worker may run in any folder.

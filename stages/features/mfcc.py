@@ -7,6 +7,7 @@ import numpy as np
 import scipy.fft
 
 from stages.core.errors import UserError
+from stages.core.params import Features, Mfcc
 from stages.features.audio import WINDOW_SECONDS, ClipTooShort
 
 
@@ -21,7 +22,8 @@ def _hann(n_fft):
     return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-def mfcc_matrix(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128):
+def mfcc_matrix(y, sr=Features.sample_rate, n_mfcc=Mfcc.n_mfcc, n_fft=Mfcc.n_fft, hop_length=Mfcc.hop_length,
+                n_mels=Mfcc.n_mels):
     """librosa.feature.mfcc(y=y, ...) with its defaults: (..., n_samples) float32 -> (..., n_mfcc, frames) float32.
 
     The same steps as librosa (zero-padded centred frames, Hann window, power, mel, dB, DCT),
@@ -38,7 +40,8 @@ def mfcc_matrix(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128):
     return librosa.feature.mfcc(S=decibels, n_mfcc=n_mfcc)
 
 
-def mfcc_values(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128, n_values=25000):
+def mfcc_values(y, sr=Features.sample_rate, n_mfcc=Mfcc.n_mfcc, n_fft=Mfcc.n_fft, hop_length=Mfcc.hop_length,
+                n_mels=Mfcc.n_mels, n_values=Mfcc.n_values):
     """The seed's recipe: MFCC divided by its maximum absolute value, flattened row-major, cut.
 
     y: (..., n_samples) float32 audio; every leading index is one clip or window.
@@ -54,7 +57,7 @@ def mfcc_values(y, sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128, 
     return flat[..., :n_values].astype(np.float32, copy=False)
 
 
-def check_width(mfcc, sample_rate=22050, seconds=WINDOW_SECONDS):
+def check_width(mfcc, sample_rate=Features.sample_rate, seconds=WINDOW_SECONDS):
     """Raise UserError when a `seconds` window cannot give `n_values` of the `mfcc` params group (with
     sample_rate): a clip would be called too short when the cause is n_values."""
     frames = 1 + int(seconds * sample_rate) // mfcc["hop_length"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from stages.core.params import MUSICNN_LAYERS
+from stages.core.params import MUSICNN_LAYERS, Features, Musicnn
 from stages.core.paths import musicnn_checkpoint
 from stages.features.audio import ClipTooShort
 from stages.model.keras_import import keras_and_tensorflow
@@ -39,19 +39,19 @@ POOLINGS = {"mean": np.mean, "max": np.max}
 """How a window's 3 s patches are pooled; `mean+max` concatenates both, mean first."""
 
 
-def chosen(model="MSD_musicnn", layer="penultimate", pooling="mean"):
+def chosen(model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling):
     """[(layer, pooling)] in the order an embedding concatenates them: `layer` one of the model's MUSICNN_LAYERS,
     a list of them or "all" (every one, in MUSICNN_LAYERS' order); `pooling` "mean", "max" or "mean+max"."""
     layers = list(MUSICNN_LAYERS[model]) if layer == "all" else layer if isinstance(layer, list) else [layer]
     return [(name, how) for name in layers for how in pooling.split("+")]
 
 
-def embedding_width(model="MSD_musicnn", layer="penultimate", pooling="mean"):
+def embedding_width(model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling):
     """Values per window of the embedding that `model`, `layer` and `pooling` choose."""
     return sum(WIDTHS[name] for name, _ in chosen(model, layer, pooling))
 
 
-def log_mel_patches(y, sr=22050, res_type="soxr_hq"):
+def log_mel_patches(y, sr=Features.sample_rate, res_type=Musicnn.res_type):
     """musicnn's input: audio (n_samples,) -> (n_patches, 187, 96) float32 log-mel patches of 3 s.
 
     As the package computes it: 16 kHz, n_fft 512, hop 256, 96 mel bands, float16, log10(10000 x + 1);
@@ -137,7 +137,7 @@ def build_vgg(n_tags=50, filters=128):
     return keras.Model(patches, {"taggram": taggram, **outputs})
 
 
-def build_model(model="MSD_musicnn"):
+def build_model(model=Musicnn.model):
     """The Keras graph of `model`, one of MUSICNN_LAYERS, without its weights."""
     build = build_vgg if model.endswith("_vgg") else build_musicnn
     return build(n_tags=len(TAGS[model]))
@@ -169,7 +169,7 @@ def load_weights(model, checkpoint):
 
 
 @functools.lru_cache
-def pretrained_model(model="MSD_musicnn", checkpoint=None):
+def pretrained_model(model=Musicnn.model, checkpoint=None):
     """`model` with its weights from `checkpoint` (default: data/pretrained/<model>), built once per process.
 
     In a fresh process (an extract worker, one of several) TensorFlow is kept to one thread per op;
@@ -185,7 +185,7 @@ def pretrained_model(model="MSD_musicnn", checkpoint=None):
     return network
 
 
-def patch_outputs(y, sr=22050, network=None, res_type="soxr_hq"):
+def patch_outputs(y, sr=Features.sample_rate, network=None, res_type=Musicnn.res_type):
     """Every output of a model for each 3 s patch of audio y (n_samples,): {layer: (n_patches, width)}.
 
     `network` defaults to the pretrained MSD_musicnn of data/pretrained.
@@ -194,8 +194,8 @@ def patch_outputs(y, sr=22050, network=None, res_type="soxr_hq"):
     return {layer: np.asarray(values) for layer, values in outputs.items()}
 
 
-def musicnn_embedding(y, sr=22050, model="MSD_musicnn", layer="penultimate", pooling="mean", res_type="soxr_hq",
-                      checkpoint=None):
+def musicnn_embedding(y, sr=Features.sample_rate, model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling,
+                      res_type=Musicnn.res_type, checkpoint=None):
     """One embedding per clip: (..., n_samples) audio -> (..., embedding_width(model, layer, pooling)) float32,
     each chosen layer's outputs pooled over the clip's 3 s patches and concatenated (chosen).
 

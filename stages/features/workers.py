@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from stages.core.console import log
 from stages.core.errors import UserError
 from stages.core.files import remove
+from stages.core.params import Features
 
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 20
@@ -139,7 +140,7 @@ def _named(tasks, name_of):
     return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
-def results(function, tasks, n_jobs=0, scheduler=None, name_of=str, redo_elsewhere=None):
+def results(function, tasks, n_jobs=Features.n_jobs, scheduler=Features.scheduler, name_of=str, redo_elsewhere=None):
     """Yield function(task) for each of `tasks` (a list), in order: in this process (n_jobs=1), on `n_jobs`
     local processes (0: one per usable core; never more than tasks or cores), or on the Dask cluster at `scheduler`.
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from stages.core.errors import UserError
 from stages.core.files import atomic_output
+from stages.core.params import Train
 from stages.model.keras_import import keras_and_tensorflow
 from stages.model.runner import ACTIVATIONS, LAYERS, RECORD, STANDARDIZATION
 
@@ -26,7 +27,8 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(n_inputs, n_classes=10, hidden_units=100, learning_rate=0.001, l2=0.0, dropout=0.0):
+def build_model(n_inputs, n_classes=10, hidden_units=Train.hidden_units, learning_rate=Train.learning_rate,
+                l2=Train.l2, dropout=Train.dropout):
     """The seed's network: Dense(hidden_units, relu) -> Dense(n_classes, softmax), Adam.
 
     hidden_units=0 leaves out the hidden layer: a linear (softmax regression) classifier. `l2` penalises
@@ -134,7 +136,7 @@ def _numbered_shared_objects(config, numbers=None):
             else _numbered_shared_objects(value, numbers) for key, value in config.items()}
 
 
-def batches(x, y, batch_size=32, seed=None, standardized=None):
+def batches(x, y, batch_size=Train.batch_size, seed=None, standardized=None):
     """A Keras PyDataset of (x, y) batches of MappedRows x: in order, or shuffled each epoch by `seed`;
     each batch standardized by `standardized` (mean, scale) if given."""
     keras, _ = keras_and_tensorflow()

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from stages.core.console import log
 from stages.core.files import atomic_output
-from stages.core.params import load_params
+from stages.core.params import Demo, load_params
 from stages.core.paths import RAW, RAW_TRACKS
 from stages.sources.catalogue import clip_catalogue, summarize
 
@@ -54,7 +54,7 @@ def synthesize_clip(genre, rng, sr=22050, duration=30.0):
     return signal.astype(np.float32)
 
 
-def write_demo_corpus(root, clips_per_genre=10, seed=0, sr=22050, duration=30.0):
+def write_demo_corpus(root, clips_per_genre=Demo.clips_per_genre, seed=Demo.seed, sr=22050, duration=30.0):
     """Write `root/<genre>/<genre>.NNNNN.wav` (16-bit mono), the same for the same seed."""
     root = Path(root)
     for genre_index, genre in enumerate(SIGNATURES):
