@@ -288,6 +288,7 @@ def copy_of(repo, folder):
     """A copy of the repository `repo` at `folder`/repo (its DVC cache too, hard links kept), for a test that changes
     it: the session's repositories are read by many tests and never changed."""
     copy = Clone(folder / "repo")
+    folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(repo), str(copy)], check=True)
     return copy
 

@@ -77,7 +77,8 @@ def test_dvc_exp_run_epochs_20_re_runs_train_and_evaluate_only(ran):
 def test_exp_run_with_s_changes_only_that_keys_line_of_params_yaml(ran):
     changed = [line for line in ran["dvc exp run -S epochs=20"].params_diff.splitlines()
                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
-    assert changed == ["-epochs: 10", "+epochs: 20"]
+    assert changed == ["-epochs: 10                 # training epochs of the network",
+                       "+epochs: 20                 # training epochs of the network"]
 
 
 def test_metrics_diff_compares_the_workspace_with_the_committed_baseline(ran):
