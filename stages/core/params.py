@@ -1,4 +1,8 @@
-"""The params schema: every key of params.yaml, the values it may take, and the loader every stage calls first."""
+"""The params, declared once: every key of params.yaml with its type, default, the values it may take and its
+meaning (the dataclasses Params, Data, ..., Train); params.yaml rendered from them; the loader every stage calls first.
+
+    python -m stages.core.params      # after changing a declaration: writes params.yaml
+"""
 
 import difflib
 import re
@@ -123,7 +127,7 @@ def group(cls, meaning=""):
 # rendering (`python -m stages.core.params` writes it; a test keeps it so), and code that needs a default reads it
 # here, e.g. Mfcc.n_mfcc.
 
-ARCHIVE = "https://os.unil.cloud.switch.ch/fma/fma_{}.zip#sha1={}"
+FMA_ARCHIVE = "https://os.unil.cloud.switch.ch/fma/fma_{}.zip#sha1={}"  # FMA's archive of a subset, its sha1
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,10 @@ class Gtzan:
 
 @dataclass(frozen=True)
 class FmaAudio:
-    small: tuple = param((ARCHIVE.format("small", "ade154f733639d52e35e32f5593efe5be76c6d70"),), _archive_urls)
-    medium: tuple = param((ARCHIVE.format("medium", "c67b69ea232021025fca9231fc1c7c1a063ab50b"),), _archive_urls)
-    large: tuple = param((ARCHIVE.format("large", "497109f4dd721066b5ce5e5f250ec604dc78939e"),), _archive_urls)
-    full: tuple = param((ARCHIVE.format("full", "0f0ace23fbe9ba30ecb7e95f763e435ea802b8ab"),), _archive_urls)
+    small: tuple = param((FMA_ARCHIVE.format("small", "ade154f733639d52e35e32f5593efe5be76c6d70"),), _archive_urls)
+    medium: tuple = param((FMA_ARCHIVE.format("medium", "c67b69ea232021025fca9231fc1c7c1a063ab50b"),), _archive_urls)
+    large: tuple = param((FMA_ARCHIVE.format("large", "497109f4dd721066b5ce5e5f250ec604dc78939e"),), _archive_urls)
+    full: tuple = param((FMA_ARCHIVE.format("full", "0f0ace23fbe9ba30ecb7e95f763e435ea802b8ab"),), _archive_urls)
 
 
 @dataclass(frozen=True)
