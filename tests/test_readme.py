@@ -108,3 +108,30 @@ def test_compare_prints_the_table_and_the_verdict_the_readme_shows(ran):
     printed = ran["python -m stages.compare epochs-5 epochs-20"].stdout
     shown = re.search(r"```\n(A = epochs-5.*?)```", section("Comparing experiments"), re.S).group(1)
     assert printed == shown
+
+
+def test_the_params_table_gives_the_declared_defaults():
+    from stages.core.params import Params
+
+    def declared(dotted):
+        value = Params()
+        for key in dotted.split("."):
+            value = getattr(value, key)
+        return value
+
+    def written(value):
+        if isinstance(value, tuple):
+            return f"[{', '.join(map(str, value))}]"
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    compared = 0
+    for keys, defaults in re.findall(r"^\| (`[a-z0-9_.`, ]+`) \| ([^|]+) \|", section("Params (`params.yaml`)"), re.M):
+        names = [name.strip("`") for name in keys.split(", ")]
+        group = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
+        dotted = [group + name if name.startswith(".") else name for name in names]
+        for name, default in zip(dotted, defaults.split(", ")):
+            literal = default.strip().strip("`")
+            if re.fullmatch(r"[\w.\[\]]+", literal) and literal != "-":
+                assert literal == written(declared(name)), name
+                compared += 1
+    assert compared >= 23
