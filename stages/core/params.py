@@ -75,16 +75,21 @@ MUSICNN_LAYERS = {"MSD_musicnn": _MUSICNN, "MTT_musicnn": _MUSICNN, "MSD_vgg": _
 
 def _layers(value):
     names = value if isinstance(value, list) else [value]
-    every = sorted(set(_MUSICNN + _VGG), key=(_MUSICNN + _VGG).index)
+    every = list(dict.fromkeys(_MUSICNN + _VGG))
     if value != "all" and (not names or not all(name in every for name in names)):
         return f"must be all, one of {', '.join(every)}, or a list of them"
 
 
+def layer_names(model, layer):
+    """The layers of `model` that `layer` names: every one of MUSICNN_LAYERS[model] for "all", in its order; else
+    the list, or the one name."""
+    return list(MUSICNN_LAYERS[model]) if layer == "all" else layer if isinstance(layer, list) else [layer]
+
+
 def check_musicnn_layer(musicnn):
     """Raise UserError when the `features.musicnn` params group names a layer its model does not have."""
-    names = musicnn["layer"] if isinstance(musicnn["layer"], list) else [musicnn["layer"]]
     layers = MUSICNN_LAYERS[musicnn["model"]]
-    if musicnn["layer"] != "all" and (missing := [name for name in names if name not in layers]):
+    if missing := [name for name in layer_names(musicnn["model"], musicnn["layer"]) if name not in layers]:
         raise UserError(f"params.yaml: 'features.musicnn.layer' {missing[0]} is not a layer of {musicnn['model']}: "
                         f"set it to all, one of {', '.join(layers)}, or a list of them")
 
@@ -288,9 +293,8 @@ MEANING_COLUMN = 27
 
 
 def _scalar(value):
-    """A value as params.yaml writes it, in the form DVC writes it back after `-S` (null as nothing)."""
-    if value is None:
-        return ""
+    """A value as params.yaml writes it, in the form DVC writes it back after `-S` (a null is written as nothing,
+    by render)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from stages.core.params import MUSICNN_LAYERS, Features, Musicnn
+from stages.core.params import MUSICNN_LAYERS, Features, Musicnn, layer_names
 from stages.core.paths import musicnn_checkpoint
 from stages.features.audio import ClipTooShort
 from stages.model.keras_import import keras_and_tensorflow
@@ -42,8 +42,7 @@ POOLINGS = {"mean": np.mean, "max": np.max}
 def chosen(model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling):
     """[(layer, pooling)] in the order an embedding concatenates them: `layer` one of the model's MUSICNN_LAYERS,
     a list of them or "all" (every one, in MUSICNN_LAYERS' order); `pooling` "mean", "max" or "mean+max"."""
-    layers = list(MUSICNN_LAYERS[model]) if layer == "all" else layer if isinstance(layer, list) else [layer]
-    return [(name, how) for name in layers for how in pooling.split("+")]
+    return [(name, how) for name in layer_names(model, layer) for how in pooling.split("+")]
 
 
 def embedding_width(model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling):
@@ -194,15 +193,21 @@ def patch_outputs(y, sr=Features.sample_rate, network=None, res_type=Musicnn.res
     return {layer: np.asarray(values) for layer, values in outputs.items()}
 
 
+def pooled(outputs, model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling):
+    """One clip's embedding from its patch_outputs {layer: (n_patches, width)}: (embedding_width(model, layer,
+    pooling),) float32, each chosen layer's outputs pooled over the patches and concatenated (chosen)."""
+    return np.concatenate([POOLINGS[how](outputs[name], axis=0).astype(np.float32)
+                           for name, how in chosen(model, layer, pooling)])
+
+
 def musicnn_embedding(y, sr=Features.sample_rate, model=Musicnn.model, layer=Musicnn.layer, pooling=Musicnn.pooling,
                       res_type=Musicnn.res_type, checkpoint=None):
     """One embedding per clip: (..., n_samples) audio -> (..., embedding_width(model, layer, pooling)) float32,
-    each chosen layer's outputs pooled over the clip's 3 s patches and concatenated (chosen).
+    each chosen layer's outputs pooled over the clip's 3 s patches and concatenated (pooled).
 
     `checkpoint` defaults to data/pretrained/<model>.
     """
     if y.ndim > 1:
         return np.stack([musicnn_embedding(clip, sr, model, layer, pooling, res_type, checkpoint) for clip in y])
-    outputs = patch_outputs(y, sr, pretrained_model(model, checkpoint and Path(checkpoint)), res_type)
-    return np.concatenate([POOLINGS[how](outputs[name], axis=0).astype(np.float32)
-                           for name, how in chosen(model, layer, pooling)])
+    network = pretrained_model(model, checkpoint and Path(checkpoint))
+    return pooled(patch_outputs(y, sr, network, res_type), model, layer, pooling)
