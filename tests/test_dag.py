@@ -227,3 +227,16 @@ def test_every_file_a_stage_reads_is_a_declared_dependency(params_repo, monkeypa
                       if not any(path == declared or path.startswith(f"{declared.rstrip('/')}/")
                                  for declared in deps + outs)}
         assert undeclared == set(), f"stage {stage} reads files dvc.yaml does not declare"
+
+
+def test_every_cached_output_is_ignored_by_git_before_any_run():
+    """Before a first `dvc repro` has finished (no network, say), git must already ignore what DVC caches:
+    else the outputs of the stages that ran are untracked files a `git add -A` would commit."""
+    import subprocess
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    cached = [out for stage in stages.values() for out in stage.get("outs", [])
+              if isinstance(out, str) or next(iter(out.values())).get("cache", True)]
+    assert "data/params-checked.txt" in cached
+    kept = [out for out in cached
+            if subprocess.run(["git", "check-ignore", "-q", "--no-index", out], cwd=PROJECT).returncode != 0]
+    assert kept == []
