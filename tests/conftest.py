@@ -22,7 +22,6 @@ import soundfile as sf
 from stages.sources.demo import write_demo_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
-DEMO = {"data.source": "demo", "data.demo.clips_per_genre": 10}
 SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
 
 
@@ -264,24 +263,82 @@ def run_folder(tmp_path_factory, worker_id):
     return basetemp if worker_id == "master" else basetemp.parent
 
 
-@pytest.fixture(scope="session")
-def repo(run_folder, tmp_path_factory):
-    """The project on the demo corpus after `dvc repro`, its results committed; repo.output is what it printed.
-
-    Built once per run, by the first test process that needs it; each process reads its own copy."""
+def built_once(run_folder, name, build):
+    """`run_folder`/name, made by `build(folder)` in the first test process that asks for it; the others wait for it."""
     from filelock import FileLock
-    built = run_folder / "demo-pipeline"
+    built = run_folder / name
     with FileLock(f"{built}.lock"):
-        if not (built / "output.txt").is_file():
+        if not (built / "built").is_file():
             shutil.rmtree(built, ignore_errors=True)
-            repo = clone_project(built / "repo", DEMO)
-            result = dvc(repo, "repro")
-            run_in(repo, "git", "add", "-A")
-            run_in(repo, "git", "commit", "-q", "-m", "demo baseline")
-            (built / "output.txt").write_text(result.stdout + result.stderr)
-    repo = copy_of(built / "repo", tmp_path_factory.mktemp("pipeline"))
-    repo.output = (built / "output.txt").read_text()
+            built.mkdir()
+            build(built)
+            (built / "built").touch()
+    return built
+
+
+def run_commands(repo, commands, results):
+    """Run each of `commands` with bash in `repo`, in order; each must succeed. Adds {command: {"stdout", "stderr",
+    "params_diff"}} to `results`: params_diff is `git diff -U0 params.yaml` right after the command."""
+    for command in commands:
+        result = run_in(repo, "bash", "-c", command, check=False)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        results[command] = {"stdout": result.stdout, "stderr": result.stderr,
+                            "params_diff": run_in(repo, "git", "diff", "-U0", "params.yaml").stdout}
+    return results
+
+
+README = (PROJECT / "README.md").read_text()
+
+
+def readme_section(title):
+    """The text of the README's `## title` section."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def readme_commands(title):
+    """The lines of the ```bash blocks of a README section, as written."""
+    return [line for block in re.findall(r"```bash\n(.*?)```", readme_section(title), re.S)
+            for line in block.strip().splitlines()]
+
+
+def demo_and_baseline():
+    """The README's first commands on a fresh clone: the offline demo, then the baseline's commit."""
+    return [*readme_commands("Quick start")[2:], readme_commands("The four commands")[0]]
+
+
+@pytest.fixture(scope="session")
+def demo_built(run_folder):
+    """The folder holding `repo`, the project on the demo corpus after the README's first commands (a fresh clone,
+    the offline demo, the baseline committed), and `results.json`, what they printed (see run_commands)."""
+    def build(folder):
+        results = run_commands(clone_project(folder / "repo"), demo_and_baseline(), {})
+        (folder / "results.json").write_text(json.dumps(results))
+    return built_once(run_folder, "demo-pipeline", build)
+
+
+@pytest.fixture(scope="session")
+def repo(demo_built, tmp_path_factory):
+    """The project on the demo corpus after the README's offline demo (`dvc exp run -S data.source=demo`), its
+    results committed; repo.output is what the demo printed. Each test process reads its own copy."""
+    repo = copy_of(demo_built / "repo", tmp_path_factory.mktemp("pipeline"))
+    demo = json.loads((demo_built / "results.json").read_text())[demo_and_baseline()[0]]
+    repo.output = demo["stdout"] + demo["stderr"]
     return repo
+
+
+@pytest.fixture(scope="session")
+def readme_built(run_folder, demo_built):
+    """The folder holding `repo`, the demo repository after the rest of the README's commands in order (the four
+    commands, comparing experiments), and `results.json`, what every README command printed (see run_commands)."""
+    def build(folder):
+        repo = copy_of(demo_built / "repo", folder)
+        results = json.loads((demo_built / "results.json").read_text())
+        run_commands(repo, [*readme_commands("The four commands")[1:], *readme_commands("Comparing experiments")],
+                     results)
+        (folder / "results.json").write_text(json.dumps(results))
+    return built_once(run_folder, "readme", build)
 
 
 def copy_of(repo, folder):

@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 import sys
 
 import pandas as pd
@@ -84,26 +83,23 @@ def test_compare_refuses_tracks_labelled_differently():
 
 
 @pytest.fixture(scope="module")
-def two_experiments(repo, tmp_path_factory):
-    """A copy of the demo repository with two experiments, `five` and `twenty` epochs, run by `dvc exp run`."""
-    copy = tmp_path_factory.mktemp("compare") / "repo"
-    shutil.copytree(repo, copy, symlinks=True)
-    for name, epochs in (("five", 5), ("twenty", 20)):
-        dvc(copy, "exp", "run", "-n", name, "-S", f"epochs={epochs}")
-    return copy
+def two_experiments(readme_built, tmp_path_factory):
+    """A copy of the demo repository after the README's commands: experiments `epochs-5` and `epochs-20` among them."""
+    from conftest import copy_of
+    return copy_of(readme_built / "repo", tmp_path_factory.mktemp("compare"))
 
 
 def test_compare_two_experiments_by_name(two_experiments):
-    result = run_in(two_experiments, sys.executable, "-m", "stages.compare", "five", "twenty")
+    result = run_in(two_experiments, sys.executable, "-m", "stages.compare", "epochs-5", "epochs-20")
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("A = five, B = twenty: ") and lines[0].endswith(" test tracks")
+    assert lines[0].startswith("A = epochs-5, B = epochs-20: ") and lines[0].endswith(" test tracks")
     assert lines[-1].startswith("B is better on ") and " at 0.05" in lines[-1]
-    numbers = json.loads(run_in(two_experiments, sys.executable, "-m", "stages.compare", "five", "twenty",
+    numbers = json.loads(run_in(two_experiments, sys.executable, "-m", "stages.compare", "epochs-5", "epochs-20",
                                 "--json").stdout)
     test_tracks = len((two_experiments / "data/split/test.txt").read_text().splitlines())
     assert numbers["tracks"] == test_tracks and sum(numbers["table"].values()) == test_tracks
     eval_twenty = json.loads(dvc(two_experiments, "exp", "show", "--json").stdout)
-    assert numbers["a"] == "five" and numbers["b"] == "twenty" and eval_twenty
+    assert numbers["a"] == "epochs-5" and numbers["b"] == "epochs-20" and eval_twenty
 
 
 def test_compare_with_no_arguments_is_head_against_the_workspace(two_experiments):
@@ -112,7 +108,7 @@ def test_compare_with_no_arguments_is_head_against_the_workspace(two_experiments
 
 
 def test_compare_names_a_side_that_does_not_exist_in_one_line(two_experiments):
-    result = run_in(two_experiments, sys.executable, "-m", "stages.compare", "five", "no-such-run", check=False)
+    result = run_in(two_experiments, sys.executable, "-m", "stages.compare", "epochs-5", "no-such-run", check=False)
     assert result.returncode == 1
     assert result.stderr == ("error: 'no-such-run' is no experiment, branch, tag or commit here: "
                              "`dvc exp show` lists them\n")
@@ -138,6 +134,6 @@ def test_compare_warns_when_the_workspaces_params_changed_since_its_metrics(two_
     from conftest import copy_of, params_set
     copy = copy_of(two_experiments, tmp_path)
     with params_set(copy, {"epochs": 7}):
-        result = run_in(copy, sys.executable, "-m", "stages.compare", "five", "workspace")
+        result = run_in(copy, sys.executable, "-m", "stages.compare", "epochs-5", "workspace")
     assert ("compare: warning: the workspace's metrics are not what its params and code give now (train "
             "changed): run `dvc exp run` first") in result.stderr

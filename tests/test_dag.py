@@ -2,6 +2,7 @@
 
 import ast
 import shutil
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -87,7 +88,7 @@ def test_imports_are_followed_through_other_project_modules():
         "stages.sources.catalogue")
 
 
-# ---------------------------------------------------------------- the params side
+# ---------------------------------------------------------------- the params and files each stage reads
 
 class TracedParams(dict):
     """A params group that records, in `read`, the dotted key of every value a stage reads from it; iterating
@@ -150,82 +151,78 @@ def declared_leaves(params, declared):
     return found
 
 
-def params_read(repo, module, monkeypatch):
-    """The dotted params keys that running `module`'s main() in `repo` reads."""
-    import importlib
-
-    import stages.core.params
-    monkeypatch.chdir(repo)
-    read = set()
-    real = stages.core.params.load_params
-    module = importlib.import_module(module)
-    # stages.download runs a source's main(), which loads the params itself
-    for name in [module.__name__, *(f"stages.sources.{source}" for source in SOURCES)]:
-        monkeypatch.setattr(importlib.import_module(name), "load_params",
-                            lambda *args: TracedParams(real(*args), read), raising=False)
-    module.main()
-    return read
-
-
-@pytest.fixture(scope="module")
-def params_repo(repo, tmp_path_factory):
-    """A copy of the demo repository, to run every stage in-process without touching the shared one (extract too:
-    features.n_jobs 1, as worker processes would read copies of the params this process cannot trace)."""
-    copy = tmp_path_factory.mktemp("params") / "repo"
-    shutil.copytree(repo, copy, symlinks=True)
-    write_params(copy, {"features.n_jobs": 1})
-    return copy
-
-
-def test_every_stage_reads_exactly_the_params_dvc_yaml_declares(params_repo, monkeypatch):
-    from dvc.repo import Repo
-    params = yaml.safe_load((params_repo / "params.yaml").read_text())
-    with Repo(params_repo) as repo:
-        declared = {stage.name: [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params]
-                    for stage in repo.index.stages}
-        modules = {stage.name: stage.cmd.split("python -m ")[1].split()[0] for stage in repo.index.stages}
-    for stage, module in modules.items():
-        if stage == "check_params":
-            continue  # it reads every param on purpose, and always runs: params_checks_is_first_and_always_runs
-        read = params_read(params_repo, module, monkeypatch) - NOT_DEPENDENCIES
-        covered = declared_leaves(params, declared[stage])
-        assert read <= covered, f"stage {stage} reads params it does not declare: {read - covered}"
-        assert covered - read <= set(READ_UNDER_ANOTHER_SETTING), f"stage {stage} declares {covered - read}"
-
-
-# ---------------------------------------------------------------- the data side
-
-def files_read(repo, module, monkeypatch):
-    """The files under data/ that running `module`'s main() in `repo` opens for reading, relative to `repo`."""
+def run_traced(repo, module):
+    """(the dotted params keys, the files under data/ relative to `repo`) that running `module`'s main() in `repo`
+    reads."""
     import builtins
     import importlib
     import io
     from pathlib import Path
-    monkeypatch.chdir(repo)
-    read, real_open = set(), io.open
 
-    def traced(file, mode="r", *args, **kwargs):
+    import stages.core.params
+    params, files, real_load, real_open = set(), set(), stages.core.params.load_params, io.open
+
+    def traced_open(file, mode="r", *args, **kwargs):
         if isinstance(file, (str, Path)) and not any(flag in mode for flag in "wax+"):
             path = Path(file).resolve()
             if path.is_relative_to(repo / "data"):
-                read.add(path.relative_to(repo).as_posix())
+                files.add(path.relative_to(repo).as_posix())
         return real_open(file, mode, *args, **kwargs)
-    monkeypatch.setattr(builtins, "open", traced)
-    monkeypatch.setattr(io, "open", traced)
-    importlib.import_module(module).main()
-    return read
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        patch.setattr(builtins, "open", traced_open)
+        patch.setattr(io, "open", traced_open)
+        imported = importlib.import_module(module)
+        # stages.download runs a source's main(), which loads the params itself
+        for name in [imported.__name__, *(f"stages.sources.{source}" for source in SOURCES)]:
+            patch.setattr(importlib.import_module(name), "load_params",
+                          lambda *args: TracedParams(real_load(*args), params), raising=False)
+        imported.main()
+    return params, files
 
 
-def test_every_file_a_stage_reads_is_a_declared_dependency(params_repo, monkeypatch):
+class Traced(NamedTuple):
+    """What a stage read when it ran, and what dvc.yaml declares for it."""
+    params_read: set
+    files_read: set
+    params_declared: list
+    deps: list
+    outs: list
+
+
+@pytest.fixture(scope="module")
+def traced_stages(repo, tmp_path_factory):
+    """{stage: Traced}, each stage's main() run once in-process in a copy of the demo repository (extract too:
+    features.n_jobs 1, as worker processes would read copies of the params this process cannot trace)."""
     from dvc.repo import Repo
-    with Repo(params_repo) as repo:
-        stages = {stage.name: (stage.cmd.split("python -m ")[1].split()[0],
-                               [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
-                               [out.def_path for out in stage.outs]) for stage in repo.index.stages}
-    for stage, (module, deps, outs) in stages.items():
-        undeclared = {path for path in files_read(params_repo, module, monkeypatch)
-                      if not any(path == declared or path.startswith(f"{declared.rstrip('/')}/")
-                                 for declared in deps + outs)}
+    copy = tmp_path_factory.mktemp("traced") / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    write_params(copy, {"features.n_jobs": 1})
+    with Repo(copy) as dvc_repo:
+        declared = {stage.name: (stage.cmd.split("python -m ")[1].split()[0],
+                                 [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params],
+                                 [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
+                                 [out.def_path for out in stage.outs]) for stage in dvc_repo.index.stages}
+    return {stage: Traced(*run_traced(copy, module), *rest) for stage, (module, *rest) in declared.items()}
+
+
+def test_every_stage_reads_exactly_the_params_dvc_yaml_declares(traced_stages, repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for stage, traced in traced_stages.items():
+        if stage == "check_params":
+            continue  # it reads every param on purpose, and always runs: params_checks_is_first_and_always_runs
+        read = traced.params_read - NOT_DEPENDENCIES
+        covered = declared_leaves(params, traced.params_declared)
+        assert read <= covered, f"stage {stage} reads params it does not declare: {read - covered}"
+        assert covered - read <= set(READ_UNDER_ANOTHER_SETTING), f"stage {stage} declares {covered - read}"
+
+
+def test_every_file_a_stage_reads_is_a_declared_dependency(traced_stages):
+    for stage, traced in traced_stages.items():
+        declared = traced.deps + traced.outs
+        undeclared = {path for path in traced.files_read
+                      if not any(path == entry or path.startswith(f"{entry.rstrip('/')}/") for entry in declared)}
         assert undeclared == set(), f"stage {stage} reads files dvc.yaml does not declare"
 
 

@@ -1,26 +1,13 @@
 """The front page: short, its links resolving, and every command of its quick start and design card run as written."""
 
+import json
 import re
 
 import pytest
-from conftest import PROJECT, clone_project, run_in
+from conftest import PROJECT, README, readme_commands, readme_section
 
-README = (PROJECT / "README.md").read_text()
 EVALUATE_LINE = re.compile(r"^evaluate: test accuracy \d\.\d{3} \(95% CI \d\.\d{3}-\d\.\d{3}, \d+ tracks\), "
                            r"macro F1 \d\.\d{3}$", re.M)
-
-
-def section(title):
-    """The text of the README's `## title` section."""
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start:end if end > 0 else None]
-
-
-def commands(title):
-    """The lines of the ```bash blocks of a README section, as written."""
-    return [line for block in re.findall(r"```bash\n(.*?)```", section(title), re.S)
-            for line in block.strip().splitlines()]
 
 
 def test_the_readme_fits_on_a_few_screens():
@@ -37,33 +24,26 @@ def test_every_link_to_the_docs_resolves():
 
 
 def test_the_quick_start_is_install_and_run_then_install_and_test_which_ci_runs():
-    install_and_run, install_and_test, *_ = commands("Quick start")
+    install_and_run, install_and_test, *_ = readme_commands("Quick start")
     assert install_and_run.endswith("pip install -r requirements.txt && dvc repro")
     assert install_and_test.endswith("pip install -r requirements-test.txt && python -m pytest")
     assert "pip install -r requirements-test.txt && python -m pytest" in (PROJECT / ".ci/run").read_text()
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    """{command: its CompletedProcess}: the README's offline demo, four commands and comparison, run in order in a
-    fresh clone; each result's `params_diff` is `git diff` of params.yaml right after it."""
-    repo = clone_project(tmp_path_factory.mktemp("readme") / "repo")
-    done = {}
-    for command in [*commands("Quick start")[2:], *commands("The four commands"), *commands("Comparing experiments")]:
-        result = run_in(repo, "bash", "-c", command, check=False)
-        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
-        result.params_diff = run_in(repo, "git", "diff", "-U0", "params.yaml").stdout
-        done[command] = result
-    return done
+def ran(readme_built):
+    """{command: {"stdout", "stderr", "params_diff"}}: the README's offline demo, four commands and comparison, run in
+    order in a fresh clone; params_diff is `git diff` of params.yaml right after the command."""
+    return json.loads((readme_built / "results.json").read_text())
 
 
 def output(result):
-    return result.stdout + result.stderr
+    return result["stdout"] + result["stderr"]
 
 
 def test_the_offline_demo_prints_the_evaluate_line_the_readme_shows(ran):
     result = ran["dvc exp run -S data.source=demo"]
-    shown = re.search(r"`(evaluate: test accuracy [^`]+)`", section("Quick start")).group(1)
+    shown = re.search(r"`(evaluate: test accuracy [^`]+)`", readme_section("Quick start")).group(1)
     assert EVALUATE_LINE.search(output(result))
     assert shown in output(result).splitlines()
 
@@ -75,7 +55,7 @@ def test_dvc_exp_run_epochs_20_re_runs_train_and_evaluate_only(ran):
 
 
 def test_exp_run_with_s_changes_only_that_keys_line_of_params_yaml(ran):
-    changed = [line for line in ran["dvc exp run -S epochs=20"].params_diff.splitlines()
+    changed = [line for line in ran["dvc exp run -S epochs=20"]["params_diff"].splitlines()
                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
     assert changed == ["-epochs: 10                 # training epochs of the network",
                        "+epochs: 20                 # training epochs of the network"]
@@ -84,29 +64,29 @@ def test_exp_run_with_s_changes_only_that_keys_line_of_params_yaml(ran):
 def test_metrics_diff_compares_the_workspace_with_the_committed_baseline(ran):
     diff = ran["dvc metrics diff"]
     assert "failed to load" not in output(diff)
-    epochs = next(line.split() for line in diff.stdout.splitlines() if "epochs" in line)
+    epochs = next(line.split() for line in diff["stdout"].splitlines() if "epochs" in line)
     assert epochs == ["metrics/train.json", "epochs", "10", "20", "10"]
 
 
 def test_plots_show_writes_the_page(ran):
-    assert ran["dvc plots show"].stdout.strip().endswith("dvc_plots/index.html")
+    assert ran["dvc plots show"]["stdout"].strip().endswith("dvc_plots/index.html")
 
 
 def test_exp_show_fits_120_columns_with_params_accuracy_interval_and_macro_f1(ran):
-    shown = ran[next(command for command in ran if command.startswith("dvc exp show"))].stdout
+    shown = ran[next(command for command in ran if command.startswith("dvc exp show"))]["stdout"]
     header = next(line for line in shown.splitlines() if "Experiment" in line).split()
     assert header[1:] == ["accuracy", "accuracy_low", "accuracy_high", "macro_f1", "params.yaml:epochs"]
     assert max(len(line.rstrip()) for line in shown.splitlines()) <= 120 and "…" not in shown
 
 
 def test_compare_with_no_names_is_the_baseline_against_the_workspace(ran):
-    printed = ran["python -m stages.compare"].stdout
+    printed = ran["python -m stages.compare"]["stdout"]
     assert printed.startswith("A = HEAD, B = workspace: 20 test tracks")
 
 
 def test_compare_prints_the_table_and_the_verdict_the_readme_shows(ran):
-    printed = ran["python -m stages.compare epochs-5 epochs-20"].stdout
-    shown = re.search(r"```\n(A = epochs-5.*?)```", section("Comparing experiments"), re.S).group(1)
+    printed = ran["python -m stages.compare epochs-5 epochs-20"]["stdout"]
+    shown = re.search(r"```\n(A = epochs-5.*?)```", readme_section("Comparing experiments"), re.S).group(1)
     assert printed == shown
 
 
@@ -125,7 +105,8 @@ def test_the_params_table_gives_the_declared_defaults():
         return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
     compared = 0
-    for keys, defaults in re.findall(r"^\| (`[a-z0-9_.`, ]+`) \| ([^|]+) \|", section("Params (`params.yaml`)"), re.M):
+    table = readme_section("Params (`params.yaml`)")
+    for keys, defaults in re.findall(r"^\| (`[a-z0-9_.`, ]+`) \| ([^|]+) \|", table, re.M):
         names = [name.strip("`") for name in keys.split(", ")]
         group = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
         dotted = [group + name if name.startswith(".") else name for name in names]
