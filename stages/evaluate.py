@@ -90,12 +90,11 @@ def confusion_counts(actual, predicted, classes):
 
 def plot_confusion(counts, path):
     """Confusion matrix PNG of confusion_counts `counts`: actual labels down the side, counts written in."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own, drawn to a file: no pyplot, no GUI backend
     classes = list(counts.index)
     size = 2 + 0.5 * len(classes)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    axes = figure.subplots()
     axes.imshow(counts.to_numpy(), cmap="viridis")
     for (row, column), count in np.ndenumerate(counts.to_numpy()):
         dark = count < counts.to_numpy().max() / 2  # viridis is dark at the low end
@@ -107,7 +106,6 @@ def plot_confusion(counts, path):
     figure.tight_layout()
     with atomic_output(path) as temporary:
         figure.savefig(temporary, dpi=100)
-    plt.close(figure)
 
 
 def shared_artists(train, test, artist_of):
