@@ -236,14 +236,14 @@ def test_the_taggram_table_trains_with_validation_drawn_from_training(real_table
     assert np.load(repo / "data/features/features.npy").shape == (12415, 50)
 
 
-def test_visualize_of_a_table_reads_only_declared_files(table_repo, tmp_path, monkeypatch):
+def test_visualize_of_a_table_reads_only_declared_files(table_repo, tmp_path):
     from conftest import copy_of
     from dvc.repo import Repo
-    from test_dag import files_read
+    from test_dag import run_traced
     copy = copy_of(table_repo, tmp_path)
     with Repo(copy) as repo:
         [stage] = [stage for stage in repo.index.stages if stage.name == "visualize"]
         declared = [dep.def_path for dep in stage.deps if not hasattr(dep, "params")]
-    read = files_read(copy, "stages.visualize", monkeypatch)
+    _, read = run_traced(copy, "stages.visualize")
     assert {"data/features/features.npy", "data/features/params.json"} <= read
     assert read <= set(declared) | {path for path in read if path.startswith("data/raw/")}
