@@ -25,6 +25,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a test process per core, and one more: the suite spends about a third of its time waiting for the
+    servers and `dvc` commands its tests start, which an extra process fills (docs/figures.md)."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 @pytest.fixture(scope="session")
 def sample_dir():
     """The 50 real GTZAN clips (`<genre>/<genre>.0000N.wav`); skips where this clone has none."""
@@ -357,18 +363,31 @@ def scratch_repo(repo, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def gtzan_repo(sample_dir, tmp_path_factory):
-    """The project on the real sample clips after `dvc repro encode`, from an archive built like Hugging Face's
-    (a `._` file beside every clip) served on 127.0.0.1 under its own sha256. Not split: the seed's random
-    split of 50 clips leaves country without a training track."""
-    folder = tmp_path_factory.mktemp("gtzan")
-    archive = make_tar_gz(with_appledouble_files(clip_members(sample_dir)), folder / "genres.tar.gz")
-    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
-    with serving({"/genres.tar.gz": archive.read_bytes()}) as server:
-        repo = clone_project(folder / "repo", {"data.gtzan.url": f"{server.url('/genres.tar.gz')}#sha256={sha256}",
-                                               "data.gtzan.mirrors": []})
-        repo.output = dvc(repo, "repro", "encode").stderr
+def gtzan_built(sample_dir, run_folder):
+    """The folder holding `repo`, the project on the real sample clips after `dvc repro encode`, from an archive
+    built like Hugging Face's (a `._` file beside every clip) served on 127.0.0.1 under its own sha256, and
+    `built.json`: what the run printed and the paths the server was asked for. The server is stopped once it is
+    built: a stage that fetched again would fail. Not split: the seed's random split of 50 clips leaves country
+    without a training track."""
+    def build(folder):
+        archive = make_tar_gz(with_appledouble_files(clip_members(sample_dir)), folder / "genres.tar.gz")
+        sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+        with serving({"/genres.tar.gz": archive.read_bytes()}) as server:
+            repo = clone_project(folder / "repo", {"data.gtzan.url": f"{server.url('/genres.tar.gz')}#sha256={sha256}",
+                                                   "data.gtzan.mirrors": []})
+            output = dvc(repo, "repro", "encode").stderr
         run_in(repo, "git", "add", "-A")
         run_in(repo, "git", "commit", "-q", "-m", "gtzan sample")
-        repo.server = server
-        yield repo
+        (folder / "built.json").write_text(json.dumps({"output": output,
+                                                       "requested": [path for path, _ in server.requests]}))
+    return built_once(run_folder, "gtzan-sample", build)
+
+
+@pytest.fixture(scope="session")
+def gtzan_repo(gtzan_built, tmp_path_factory):
+    """This test process's copy of gtzan_built's repository; repo.output is what `dvc repro encode` printed,
+    repo.requested the paths its server was asked for."""
+    repo = copy_of(gtzan_built / "repo", tmp_path_factory.mktemp("gtzan"))
+    built = json.loads((gtzan_built / "built.json").read_text())
+    repo.output, repo.requested = built["output"], built["requested"]
+    return repo

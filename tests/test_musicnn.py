@@ -175,42 +175,29 @@ def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- through the whole pipeline
 
-def test_every_musicnn_layer_pooled_both_ways_runs_through_the_whole_pipeline(gtzan_repo, tmp_path):
-    from conftest import copy_of
-    repo = copy_of(gtzan_repo, tmp_path)
-    with params_set(repo, {"features.kind": "musicnn", "features.musicnn.layer": "all",
-                           "features.musicnn.pooling": "mean+max", "split.method": "stratified",
-                           "train.head": "logistic", "train.standardize": True}):
-        result = dvc(repo, "repro", "evaluate", check=False)
-        if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
-            pytest.skip("PyPI cannot be reached here, and no wheel is given")
-        assert result.returncode == 0, result.stderr
-        assert (repo / "data/pretrained/MSD_musicnn/.index").is_file()
-        rows = np.load(repo / "data/features/features.npy")
-        assert rows.shape == (50, 2 * (50 + 200 + 753 + 753))
-        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks"] == 10
-        predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
-        assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 5
-    # the default embedding (penultimate, mean) is its part after the taggram's mean and max
-    from stages.features.audio import load_audio
-    from stages.features.musicnn import musicnn_embedding
-    first = read_tracks(repo / "data/features/tracks.csv")["track_id"].iat[0]
-    clip = repo / "data/raw/genres" / first.split(".")[0] / f"{first}.wav"
-    default = musicnn_embedding(load_audio(clip, 22050), checkpoint=repo / "data/pretrained/MSD_musicnn")
-    np.testing.assert_array_equal(rows[0, 100:300], default)
-
-
-def test_a_vgg_model_runs_through_the_whole_pipeline_with_only_its_checkpoint(gtzan_repo, tmp_path):
+def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(gtzan_repo, tmp_path):
+    # one model other than the default through every stage: the model and layer params reach pretrained, extract,
+    # train's recipe and predict (the four models' networks are checked against the original package above)
     from conftest import copy_of
     repo = copy_of(gtzan_repo, tmp_path)
     with params_set(repo, {"features.kind": "musicnn", "features.musicnn.model": "MTT_vgg",
-                           "features.musicnn.layer": "all", "split.method": "stratified", "train.head": "logistic",
-                           "train.standardize": True}):
+                           "features.musicnn.layer": "all", "features.musicnn.pooling": "mean+max",
+                           "split.method": "stratified", "train.head": "logistic", "train.standardize": True}):
         result = dvc(repo, "repro", "evaluate", check=False)
         if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
             pytest.skip("PyPI cannot be reached here, and no wheel is given")
         assert result.returncode == 0, result.stderr
         assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
-        assert np.load(repo / "data/features/features.npy").shape == (50, 50 + 5 * 128)
+        rows = np.load(repo / "data/features/features.npy")
+        assert rows.shape == (50, 2 * (50 + 5 * 128))
+        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks"] == 10
         predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
-        assert len(predicted.stdout.splitlines()) == 5
+        assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 5
+    # the layer pool5 alone, averaged, is its part after the taggram's mean and max and pool1-4's
+    from stages.features.audio import load_audio
+    from stages.features.musicnn import musicnn_embedding
+    first = read_tracks(repo / "data/features/tracks.csv")["track_id"].iat[0]
+    clip = repo / "data/raw/genres" / first.split(".")[0] / f"{first}.wav"
+    pool5 = musicnn_embedding(load_audio(clip, 22050), model="MTT_vgg", layer="pool5",
+                              checkpoint=repo / "data/pretrained/MTT_vgg")
+    np.testing.assert_array_equal(rows[0, 2 * (50 + 4 * 128):2 * (50 + 4 * 128) + 128], pool5)
