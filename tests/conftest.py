@@ -19,10 +19,14 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from stages.core.params import render
 from stages.sources.demo import write_demo_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = Path(os.environ.get("GTZAN_SAMPLE_DIR", PROJECT.parent / "shared" / "gtzan-sample"))
+PARAMS_YAML = render()
+"""params.yaml as shipped: every declared default, as committed (test_core checks), whatever experiment the
+workspace's params.yaml holds (`dvc exp run -S ...` writes its values there)."""
 
 
 def pytest_xdist_auto_num_workers(config):
@@ -215,12 +219,13 @@ class Clone(type(Path())):
 
 
 def clone_project(clone, overrides=None):
-    """Make `clone` a fresh git repository of the project, with {dotted param: value} set in params.yaml (left as
-    shipped, byte for byte, when there are none: DVC must read it as written)."""
+    """Make `clone` a fresh git repository of the project, params.yaml as shipped with {dotted param: value} set
+    (byte for byte the shipped file when there are none: DVC must read it as written)."""
     clone = Clone(clone)
     for relative in project_files():
         (clone / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / relative, clone / relative)
+    (clone / "params.yaml").write_text(PARAMS_YAML)
     if overrides:
         write_params(clone, overrides)
     (clone / "dvc.lock").unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pytest
 import yaml
-from conftest import PROJECT, set_dotted, write_params
+from conftest import PARAMS_YAML, PROJECT, set_dotted, write_params
 
 
 def imported_modules(module, found=None):
@@ -32,7 +32,7 @@ def imported_modules(module, found=None):
 def resolved_stages(folder, overrides):
     """{stage: (module run, project modules among its deps)} of dvc.yaml resolved with the params `overrides`."""
     from dvc.repo import Repo
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load(PARAMS_YAML)
     for dotted, value in overrides.items():
         set_dotted(params, dotted, value)
     folder.mkdir()

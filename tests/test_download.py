@@ -9,7 +9,7 @@ import tarfile
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT, clip_members, make_tar_gz, make_zip, with_appledouble_files
+from conftest import PARAMS_YAML, PROJECT, clip_members, make_tar_gz, make_zip, with_appledouble_files
 
 from stages.core.errors import UserError, run
 from stages.core.gtzan import GENRES
@@ -65,14 +65,14 @@ def test_a_verified_download_is_never_fetched_again(server, tiny_archive, run_do
 
 
 def test_the_default_url_is_hugging_faces_pinned_revision_under_its_own_sha256():
-    gtzan = yaml.safe_load((PROJECT / "params.yaml").read_text())["data"]["gtzan"]
+    gtzan = yaml.safe_load(PARAMS_YAML)["data"]["gtzan"]
     assert gtzan["url"] == ("https://huggingface.co/datasets/marsyas/gtzan/resolve/"
                             "d2146561ecc7df707d9e6b8318885fe6a39668a2/data/genres.tar.gz"
                             "#sha256=b28cc067ff6199bd826f5d1a6931458586d64acae7f44b2e882b7a97af057531")
 
 
 def test_the_default_mirrors_are_the_original_archive_under_its_md5():
-    gtzan = yaml.safe_load((PROJECT / "params.yaml").read_text())["data"]["gtzan"]
+    gtzan = yaml.safe_load(PARAMS_YAML)["data"]["gtzan"]
     assert gtzan["mirrors"] == [
         "https://web.archive.org/web/20220328223413/http://opihi.cs.uvic.ca/sound/genres.tar.gz"
         "#md5=5b3d6dddb579ab49814ab86dba69e7c7",
@@ -381,8 +381,8 @@ def test_a_fragment_that_is_not_a_known_checksum_is_refused_before_any_download(
 
 
 def test_a_fragment_that_is_not_a_known_checksum_is_a_params_error():
-    from stages.core.params import load_params, validate
-    params = load_params(PROJECT / "params.yaml")
+    from stages.core.params import validate
+    params = yaml.safe_load(PARAMS_YAML)
     params["data"]["gtzan"]["url"] = "https://example.org/genres.tar.gz#crc32=deadbeef"
     with pytest.raises(UserError, match="params.yaml: 'data.gtzan.url' .*#sha256=<64 hex digits>"):
         validate(params)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT, dvc, params_set, run_in
+from conftest import PARAMS_YAML, PROJECT, dvc, params_set, run_in
 
 from stages.core.errors import UserError
 from stages.core.params import MUSICNN_LAYERS, load_params
@@ -138,7 +138,7 @@ def test_a_wheel_with_the_wrong_sha256_is_refused(tmp_path):
 
 def test_the_stage_names_a_missing_wheel_file(tmp_path):
     (tmp_path / "stages").symlink_to(PROJECT / "stages")
-    params = (PROJECT / "params.yaml").read_text().replace("kind: mfcc", "kind: musicnn")
+    params = PARAMS_YAML.replace("kind: mfcc", "kind: musicnn")
     (tmp_path / "params.yaml").write_text(re.sub(r"wheel: +#", "wheel: /nowhere/musicnn.whl  #", params))
     result = run_in(tmp_path, sys.executable, "-m", "stages.pretrained", check=False)
     assert result.returncode == 1
@@ -165,7 +165,7 @@ def test_every_layer_pooled_both_ways_is_the_concatenation_in_the_documented_ord
 
 
 def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
-    params = (PROJECT / "params.yaml").read_text().replace("model: MSD_musicnn", "model: MSD_vgg")
+    params = PARAMS_YAML.replace("model: MSD_musicnn", "model: MSD_vgg")
     (tmp_path / "params.yaml").write_text(params)
     with pytest.raises(UserError) as refused:
         load_params(tmp_path / "params.yaml")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import PROJECT, changed_stages, clone_project, params_set, run_in, write_params
+from conftest import PARAMS_YAML, changed_stages, clone_project, params_set, run_in, write_params
 
 from stages.core.errors import UserError
 from stages.core.tracks import in_catalogue_order
@@ -222,7 +222,7 @@ def test_a_queued_run_on_an_untracked_folder_in_the_repository_says_what_to_do(t
     from stages.sources import folder
     copy = tmp_path / "repo/.dvc/tmp/exps/tmp1a2b3c"
     copy.mkdir(parents=True)
-    shutil.copy(PROJECT / "params.yaml", copy)
+    (copy / "params.yaml").write_text(PARAMS_YAML)
     write_params(copy, {"data.source": "folder", "data.folder": "music"})
     monkeypatch.chdir(copy)
     with pytest.raises(UserError, match=r"^a queued experiment runs in a temporary copy of the repository, where the "

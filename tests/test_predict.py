@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import PROJECT, write_params
+from conftest import PARAMS_YAML, write_params
 
 from stages.core.errors import run
 from stages.core.gtzan import GENRES
@@ -77,10 +77,10 @@ def test_a_song_of_eight_real_clips_has_eight_windows(sample_dir, tmp_path):
 def workspace(tmp_path_factory, model):
     """A folder with the project's params and a (seeded, untrained) model, and songs of every kind."""
     folder = tmp_path_factory.mktemp("predict")
-    shutil.copy(PROJECT / "params.yaml", folder)
+    (folder / "params.yaml").write_text(PARAMS_YAML)
     write_params(folder, {"features.n_jobs": 1})  # in this process: no worker forked from a process running TensorFlow
     (folder / "data/model").mkdir(parents=True)
-    save_model(model, folder / "data/model/model.keras", recipe(load_params(PROJECT / "params.yaml")["features"]),
+    save_model(model, folder / "data/model/model.keras", recipe(load_params(folder / "params.yaml")["features"]),
                list(GENRES))
     songs = folder / "songs"
     songs.mkdir()
