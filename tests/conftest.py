@@ -173,11 +173,18 @@ def server():
         yield server
 
 
+USERS_WORK = ("dvc.lock", "dvc_plots/", "metrics/", "music/")
+"""What a user's work puts in the checkout: a run's products, which git tracks once a run is committed (as the README
+does with its baseline), and their own music. The project's copies start without them, as a fresh clone does."""
+SHIPPED_PLACEHOLDERS = ("metrics/.gitkeep", "music/README.md")
+
+
 def project_files():
-    """The project's files as git sees them: tracked and new, not ignored."""
+    """The project's files as git sees them (tracked and new, not ignored), without a user's work."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT,
                             capture_output=True, text=True, check=True).stdout.split()
-    return [name for name in listed if (PROJECT / name).is_file()]
+    return [name for name in listed if (PROJECT / name).is_file()
+            and (name in SHIPPED_PLACEHOLDERS or not name.startswith(USERS_WORK))]
 
 
 def tool_env():
@@ -228,7 +235,6 @@ def clone_project(clone, overrides=None):
     (clone / "params.yaml").write_text(PARAMS_YAML)
     if overrides:
         write_params(clone, overrides)
-    (clone / "dvc.lock").unlink(missing_ok=True)
     run_in(clone, "git", "init", "-q", "-b", "main")
     run_in(clone, "git", "config", "user.name", "test")
     run_in(clone, "git", "config", "user.email", "test@example.com")
