@@ -30,8 +30,8 @@ workspace's params.yaml holds (`dvc exp run -S ...` writes its values there)."""
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: a test process per core, and one more: the suite spends about a third of its time waiting for the
-    servers and `dvc` commands its tests start, which an extra process fills (docs/figures.md)."""
+    """`-n auto`: a test process per core, and one more: much of the suite's time is spent waiting for the servers
+    and `dvc` commands its tests start, which an extra process fills (measured: docs/figures.md)."""
     return len(os.sched_getaffinity(0)) + 1
 
 
