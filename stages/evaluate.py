@@ -95,9 +95,10 @@ def plot_confusion(counts, path):
     size = 2 + 0.5 * len(classes)
     figure = Figure(figsize=(size, size))
     axes = figure.subplots()
-    axes.imshow(counts.to_numpy(), cmap="viridis")
-    for (row, column), count in np.ndenumerate(counts.to_numpy()):
-        dark = count < counts.to_numpy().max() / 2  # viridis is dark at the low end
+    matrix = counts.to_numpy()
+    axes.imshow(matrix, cmap="viridis")
+    for (row, column), count in np.ndenumerate(matrix):
+        dark = count < matrix.max() / 2  # viridis is dark at the low end
         axes.text(column, row, count, ha="center", va="center", color="white" if dark else "black")
     axes.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="Predicted label", ylabel="True label",
              title="Test tracks: actual vs predicted label")

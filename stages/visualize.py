@@ -7,45 +7,42 @@ for a feature table, which has no audio, that track's rows of the table instead.
 import hashlib
 
 import librosa.display
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure  # figures of their own, drawn to files: no pyplot, no GUI backend
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-
-from stages.core.console import log  # noqa: E402
-from stages.core.errors import run  # noqa: E402
-from stages.core.files import atomic_output  # noqa: E402
-from stages.core.params import Features, Mfcc, load_params  # noqa: E402
-from stages.core.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS  # noqa: E402
-from stages.core.sets import feature_recipe  # noqa: E402
-from stages.core.tracks import read_tracks  # noqa: E402
-from stages.features.audio import first_window_seconds, load_audio, windows  # noqa: E402
-from stages.features.mfcc import mfcc_matrix  # noqa: E402
+from stages.core.console import log
+from stages.core.errors import run
+from stages.core.files import atomic_output
+from stages.core.params import Features, Mfcc, load_params
+from stages.core.paths import FEATURE_MATRIX, FEATURE_TRACKS, PICTURES, RAW_TRACKS
+from stages.core.sets import feature_recipe
+from stages.core.tracks import read_tracks
+from stages.features.audio import first_window_seconds, load_audio, windows
+from stages.features.mfcc import mfcc_matrix
 
 
 def draw_mfcc(mfcc, path, title, sr=Features.sample_rate, hop_length=Mfcc.hop_length):
     """Save an MFCC matrix (n_mfcc, frames) as a PNG: coefficients against time in seconds."""
-    figure, axes = plt.subplots(figsize=(8, 3))
+    figure = Figure(figsize=(8, 3))
+    axes = figure.subplots()
     image = librosa.display.specshow(mfcc, sr=sr, hop_length=hop_length, x_axis="time", ax=axes)
     figure.colorbar(image, ax=axes)
     axes.set(title=title, ylabel="MFCC coefficient")
     figure.tight_layout()
     figure.savefig(path, dpi=80)
-    plt.close(figure)
 
 
 def draw_table_rows(rows, columns, path, title):
     """Save a track's rows of a feature table (n_windows, n_columns) as a PNG, each column scaled to its range."""
     spread = rows.max(axis=0) - rows.min(axis=0)
     scaled = (rows - rows.min(axis=0)) / np.where(spread > 0, spread, 1)
-    figure, axes = plt.subplots(figsize=(max(6, 0.15 * len(columns)), 3))
+    figure = Figure(figsize=(max(6, 0.15 * len(columns)), 3))
+    axes = figure.subplots()
     axes.imshow(scaled, aspect="auto", cmap="viridis", interpolation="nearest")
     axes.set(title=title, ylabel="window")
     axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
-    plt.close(figure)
 
 
 def picture_name(label, limit=200):
