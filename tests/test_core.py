@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PARAMS_YAML, PROJECT, set_dotted, tool_env
+from conftest import PARAMS_YAML, PROJECT, run_in, set_dotted, tool_env
 
 from stages.core.console import progress
 from stages.core.errors import UserError, run
@@ -36,7 +36,7 @@ def changed_after_the_declarations(path):
     themselves unedited: a user's experiment applied by `dvc exp run -S ...`, or committed as a baseline, as the
     README does."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True, text=True)
+        return run_in(PROJECT, "git", *args, check=False)
     declarations = "stages/core/params.py"
     if git("diff", "--quiet", "HEAD", "--", declarations).returncode == 1:
         return False
