@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import dvc, run_in
+from conftest import clone_project, copy_of, dvc, params_set, run_in
 from scipy.stats import binomtest
 
 from stages.compare import compare, paired_outcomes, verdict
@@ -85,7 +85,6 @@ def test_compare_refuses_tracks_labelled_differently():
 @pytest.fixture(scope="module")
 def two_experiments(readme_built, tmp_path_factory):
     """A copy of the demo repository after the README's commands: experiments `epochs-5` and `epochs-20` among them."""
-    from conftest import copy_of
     return copy_of(readme_built / "repo", tmp_path_factory.mktemp("compare"))
 
 
@@ -123,7 +122,6 @@ def test_an_interval_that_excludes_zero_beside_not_significant_says_why():
 
 
 def test_compare_says_which_side_has_no_results_and_what_makes_them(repo, tmp_path):
-    from conftest import clone_project
     fresh = clone_project(tmp_path / "fresh")  # a clone: no run committed, none in the workspace
     result = run_in(fresh, sys.executable, "-m", "stages.compare", check=False)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
@@ -131,7 +129,6 @@ def test_compare_says_which_side_has_no_results_and_what_makes_them(repo, tmp_pa
 
 
 def test_compare_warns_when_the_workspaces_params_changed_since_its_metrics(two_experiments, tmp_path):
-    from conftest import copy_of, params_set
     copy = copy_of(two_experiments, tmp_path)
     with params_set(copy, {"epochs": 7}):
         result = run_in(copy, sys.executable, "-m", "stages.compare", "epochs-5", "workspace")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import clone_project, dvc, run_in, serving
+from conftest import clone_project, copy_of, dvc, run_in, serving
 
 from stages.core.errors import UserError
 from stages.sources.fma import download
@@ -163,7 +163,6 @@ def test_official_split_refuses_other_sources(repo):
 def test_the_fma_repository_moved_elsewhere_still_extracts(fma_repo, tmp_path):
     import shutil
 
-    from conftest import copy_of
     moved = copy_of(copy_of(fma_repo, tmp_path / "a"), tmp_path / "b")
     shutil.rmtree(tmp_path / "a")  # the original is gone: nothing may point into it
     assert not pd.read_csv(moved / "data/raw/tracks.csv")["path"].dropna().str.startswith("/").any()
@@ -174,7 +173,6 @@ def test_the_fma_repository_moved_elsewhere_still_extracts(fma_repo, tmp_path):
 def test_a_catalogue_whose_audio_is_missing_says_which_file_and_what_to_run(fma_repo, tmp_path):
     import shutil
 
-    from conftest import copy_of
     clone = copy_of(fma_repo, tmp_path)
     shutil.rmtree(clone / "data/downloads")  # as in a teammate's clone after `dvc pull`
     result = dvc(clone, "repro", "--force", "--single-item", "extract", check=False)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from conftest import changed_stages, dvc, md5, params_set, run_in
+from conftest import changed_stages, copy_of, dvc, md5, params_set, run_in
 
 from stages.core.tracks import read_tracks, write_list
 from stages.split import candidates, split
@@ -80,7 +80,6 @@ def test_the_demo_params_are_not_dependencies_of_the_gtzan_download(gtzan_repo):
 
 
 def test_real_gtzan_clips_report_shared_artists_until_the_split_keeps_artists_apart(gtzan_repo, tmp_path):
-    from conftest import copy_of
     repo = copy_of(gtzan_repo, tmp_path)
     leaky = dvc(repo, "exp", "run", "-S", "split.method=stratified", "-S", "epochs=1")
     shared = json.loads((repo / "metrics/eval.json").read_text())["test_tracks_sharing_an_artist"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PARAMS_YAML, PROJECT, dvc, params_set, run_in
+from conftest import PARAMS_YAML, PROJECT, copy_of, dvc, params_set, run_in
 
 from stages.core.errors import UserError
 from stages.core.params import MUSICNN_LAYERS, load_params
@@ -178,7 +178,6 @@ def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
 def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(gtzan_repo, tmp_path):
     # one model other than the default through every stage: the model and layer params reach pretrained, extract,
     # train's recipe and predict (the four models' networks are checked against the original package above)
-    from conftest import copy_of
     repo = copy_of(gtzan_repo, tmp_path)
     with params_set(repo, {"features.kind": "musicnn", "features.musicnn.model": "MTT_vgg",
                            "features.musicnn.layer": "all", "features.musicnn.pooling": "mean+max",

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import changed_stages, dvc, params_set, run_in
+from conftest import changed_stages, copy_of, dvc, params_set, run_in, tool_env
 
 from stages.split import split
 
@@ -125,7 +125,6 @@ def test_a_bad_param_stops_the_stage_with_one_clear_line(scratch_repo):
 
 
 def test_exp_show_and_metrics_diff_read_named_experiments(readme_built, tmp_path):
-    from conftest import copy_of
     repo = copy_of(readme_built / "repo", tmp_path)  # the README's experiments epochs-5 and epochs-20 among them
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     experiments = [exp for row in shown for exp in (row.get("experiments") or [])]
@@ -154,7 +153,6 @@ def test_ctrl_c_during_extract_says_interrupted_and_leaves_the_features_as_they_
     import signal
     import subprocess
 
-    from conftest import tool_env
     # SIGINT's default action in the stage, whatever this process inherited (a background job ignores it)
     stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=scratch_repo, env=tool_env(), text=True,
                              stderr=subprocess.PIPE, start_new_session=True,

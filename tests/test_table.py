@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT, clone_project, dvc, params_set, run_in
+from conftest import PROJECT, clone_project, copy_of, dvc, make_tar_gz, params_set, run_in
 
 from stages.core.errors import UserError
 from stages.core.gtzan import GENRES
@@ -196,7 +196,6 @@ def test_an_ignored_column_the_table_does_not_have_is_refused_in_one_line(tmp_pa
 
 
 def test_an_archive_given_as_the_table_is_refused_in_one_line(tmp_path):
-    from conftest import make_tar_gz
     archive = make_tar_gz({"features.csv": b"track_id,tempo,label\na,1,x\nb,2,y\n"}, tmp_path / "features.tar.gz")
     with pytest.raises(UserError, match="features.tar.gz is an archive, not a CSV table: unpack it"):
         catalogue_rows(archive)
@@ -237,7 +236,6 @@ def test_the_taggram_table_trains_with_validation_drawn_from_training(real_table
 
 
 def test_visualize_of_a_table_reads_only_declared_files(table_repo, tmp_path):
-    from conftest import copy_of
     from dvc.repo import Repo
     from test_dag import run_traced
     copy = copy_of(table_repo, tmp_path)
