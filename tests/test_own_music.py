@@ -239,7 +239,7 @@ def test_every_feature_recipe_is_scored_on_the_same_test_tracks(small_collection
     seed = next(seed for seed in range(100) if "calm/short.wav" in random_split(order, seed=seed)["test"])
     repo = clone_project(tmp_path / "repo", {"data.source": "folder", "data.folder": str(music), "seed": seed,
                                              "epochs": 2})
-    output = run_in(repo, "dvc", "repro").stderr
+    output = run_in(repo, "dvc", "repro", "evaluate").stderr
     assert "evaluate: 1 test tracks have no feature rows" in output and output.count("calm/short.wav") >= 1
     evaluation = json.loads((repo / "metrics/eval.json").read_text())
     assert evaluation["test_tracks_without_rows"] == 1

@@ -53,8 +53,8 @@ def build_model(n_inputs, n_classes=10, hidden_units=Train.hidden_units, learnin
 
 def fused_adam(learning_rate=Train.learning_rate):
     """Keras's Adam, each step done by TensorFlow's fused Adam kernel (ResourceApplyAdam, which the seed's
-    tf.keras ran): the same formula in one pass over the weights where Keras 3 runs 11 operations, each a pass
-    over the 2.5 million weights of the seed's first layer (a fit takes about 40% less time: docs/figures.md).
+    tf.keras 2 ran): the same formula in three passes over the weights where Keras 3 runs twelve operations,
+    each a pass over the 2.5 million weights of the seed's first layer (a fit takes about 40% less time).
 
     The numbers differ from Keras 3's by float32 rounding: the kernel rounds 1 - beta_1 in float32, Keras in
     float64 (weights within 1e-5 after 20 epochs). The optimizer is Keras's Adam with its update step replaced,
