@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PARAMS_YAML, PROJECT, SAMPLE_DIR, copy_of, dvc, params_set, run_in
+from conftest import PARAMS_YAML, PROJECT, SAMPLE_DIR, clone_project, dvc, run_in
 
 from stages.core.errors import UserError
 from stages.core.params import MUSICNN_LAYERS, load_params
@@ -183,28 +183,33 @@ def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- through the whole pipeline
 
-def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(gtzan_repo, tmp_path):
+def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(sample_dir, tmp_path):
     # one model other than the default through every stage: the model and layer params reach pretrained, extract,
-    # train's recipe and predict (the four models' networks are checked against the original package above)
-    repo = copy_of(gtzan_repo, tmp_path)
-    with params_set(repo, {"features.kind": "musicnn", "features.musicnn.model": "MTT_vgg",
-                           "features.musicnn.layer": "all", "features.musicnn.pooling": "mean+max",
-                           "split.method": "stratified", "train.head": "logistic", "train.standardize": True}):
-        result = dvc(repo, "repro", "evaluate", check=False)
-        if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
-            pytest.skip("PyPI cannot be reached here, and no wheel is given")
-        assert result.returncode == 0, result.stderr
-        assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
-        rows = np.load(repo / "data/features/features.npy")
-        assert rows.shape == (50, 2 * (50 + 5 * 128))
-        assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks"] == 10
-        predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", "data/raw/genres/metal")
-        assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 5
+    # train's recipe and predict (the four models' networks are checked against the original package above), on a
+    # folder of eight real clips
+    music = tmp_path / "music"
+    for label, genre in [("calm", "classical"), ("loud", "metal")]:
+        (music / label).mkdir(parents=True)
+        for k in range(4):
+            (music / label / f"{genre}.{k:05d}.wav").write_bytes((sample_dir / genre / f"{genre}.{k:05d}.wav").read_bytes())
+    repo = clone_project(tmp_path / "repo", {
+        "data.source": "folder", "data.folder": str(music), "features.kind": "musicnn",
+        "features.musicnn.model": "MTT_vgg", "features.musicnn.layer": "all", "features.musicnn.pooling": "mean+max",
+        "split.method": "stratified", "train.head": "logistic", "train.standardize": True})
+    result = dvc(repo, "repro", "evaluate", check=False)
+    if result.returncode != 0 and "pip could not download musicnn" in result.stderr:
+        pytest.skip("PyPI cannot be reached here, and no wheel is given")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
+    rows = np.load(repo / "data/features/features.npy")
+    assert rows.shape == (8, 2 * (50 + 5 * 128))
+    test_tracks = (repo / "data/split/test.txt").read_text().split()
+    assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks"] == len(test_tracks) > 0
+    predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", str(music / "loud"))
+    assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 4
     # the layer pool5 alone, averaged, is its part after the taggram's mean and max and pool1-4's
-    from stages.features.audio import load_audio
     from stages.features.musicnn import musicnn_embedding
     first = read_tracks(repo / "data/features/tracks.csv")["track_id"].iat[0]
-    clip = repo / "data/raw/genres" / first.split(".")[0] / f"{first}.wav"
-    pool5 = musicnn_embedding(load_audio(clip, 22050), model="MTT_vgg", layer="pool5",
+    pool5 = musicnn_embedding(load_audio(music / first, 22050), model="MTT_vgg", layer="pool5",
                               checkpoint=repo / "data/pretrained/MTT_vgg")
     np.testing.assert_array_equal(rows[0, 2 * (50 + 4 * 128):2 * (50 + 4 * 128) + 128], pool5)
