@@ -44,6 +44,17 @@ def sample_dir():
     return SAMPLE_DIR
 
 
+@pytest.fixture(scope="session")
+def small_collection(sample_dir, tmp_path_factory):
+    """Two labels of four real clips each (calm: classical, loud: metal), outside any repository; read only."""
+    root = tmp_path_factory.mktemp("small") / "music"
+    for label, genre in [("calm", "classical"), ("loud", "metal")]:
+        (root / label).mkdir(parents=True)
+        for k in range(4):
+            (root / label / f"{genre} {k}.wav").write_bytes((sample_dir / genre / f"{genre}.{k:05d}.wav").read_bytes())
+    return root
+
+
 def make_tar_gz(members, path, extra=()):
     """Write {archive name: bytes}, then the TarInfo entries `extra` (links, say), as a .tar.gz at `path`."""
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:

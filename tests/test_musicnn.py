@@ -4,7 +4,6 @@ package, tags that make musical sense, errors."""
 import functools
 import json
 import re
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -184,17 +183,12 @@ def test_a_layer_the_model_does_not_have_is_refused_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- through the whole pipeline
 
-def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(sample_dir, tmp_path):
+def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pipeline(small_collection, tmp_path):
     # one model other than the default through every stage: the model and layer params reach pretrained, extract,
     # train's recipe and predict (the four models' networks are checked against the original package above), on a
     # folder of eight real clips
-    music = tmp_path / "music"
-    for label, genre in [("calm", "classical"), ("loud", "metal")]:
-        (music / label).mkdir(parents=True)
-        for clip in sorted((sample_dir / genre).glob("*.wav"))[:4]:
-            shutil.copy(clip, music / label)
     repo = clone_project(tmp_path / "repo", {
-        "data.source": "folder", "data.folder": str(music), "features.kind": "musicnn",
+        "data.source": "folder", "data.folder": str(small_collection), "features.kind": "musicnn",
         "features.musicnn.model": "MTT_vgg", "features.musicnn.layer": "all", "features.musicnn.pooling": "mean+max",
         "split.method": "stratified", "train.head": "logistic", "train.standardize": True})
     result = dvc(repo, "repro", "evaluate", check=False)
@@ -204,13 +198,13 @@ def test_a_vgg_model_with_every_layer_pooled_both_ways_runs_through_the_whole_pi
     assert sorted(path.name for path in (repo / "data/pretrained").iterdir()) == ["LICENSE.md", "MTT_vgg"]
     rows = np.load(repo / "data/features/features.npy")
     assert rows.shape == (8, 2 * (50 + 5 * 128))
-    test_tracks = (repo / "data/split/test.txt").read_text().split()
+    test_tracks = (repo / "data/split/test.txt").read_text().splitlines()
     assert json.loads((repo / "metrics/eval.json").read_text())["test_tracks"] == len(test_tracks) > 0
-    predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", str(music / "loud"))
+    predicted = run_in(repo, sys.executable, "-m", "stages.predict", "--json", str(small_collection / "loud"))
     assert [json.loads(line)["windows"] for line in predicted.stdout.splitlines()] == [1] * 4
     # the layer pool5 alone, averaged, is its part after the taggram's mean and max and pool1-4's
     from stages.features.musicnn import musicnn_embedding
     first = read_tracks(repo / "data/features/tracks.csv")["track_id"].iat[0]
-    pool5 = musicnn_embedding(load_audio(music / first, 22050), model="MTT_vgg", layer="pool5",
+    pool5 = musicnn_embedding(load_audio(small_collection / first, 22050), model="MTT_vgg", layer="pool5",
                               checkpoint=repo / "data/pretrained/MTT_vgg")
     np.testing.assert_array_equal(rows[0, 2 * (50 + 4 * 128):2 * (50 + 4 * 128) + 128], pool5)

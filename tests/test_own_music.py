@@ -185,17 +185,6 @@ def test_a_file_name_that_is_not_utf8_is_refused_naming_it(tmp_path):
         scan(music)
 
 
-@pytest.fixture(scope="module")
-def small_collection(sample_dir, tmp_path_factory):
-    """Two labels of four real clips each, outside any repository."""
-    root = tmp_path_factory.mktemp("small") / "music"
-    for label, genre in [("calm", "classical"), ("loud", "metal")]:
-        (root / label).mkdir(parents=True)
-        for k in range(4):
-            (root / label / f"{genre} {k}.wav").write_bytes((sample_dir / genre / f"{genre}.{k:05d}.wav").read_bytes())
-    return root
-
-
 def queue_runs(repo, *settings):
     """Queue the experiments of `settings` (-S options; a value listing several makes a grid), then run them all."""
     run_in(repo, "dvc", "exp", "run", "--queue", *settings)
