@@ -1,6 +1,7 @@
 """The seed's network, reproducible training and saving, and the test metrics."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -295,20 +296,39 @@ def test_the_memory_check_sees_an_address_space_limit():
     assert result.stderr.count("\n") == 1
 
 
-def test_keras_starts_without_unused_extras_and_runs_one_op_at_a_time():
+FRESH_IMPORT = (
+    "import gc, json, sys\n"
+    "from stages.model.keras_import import keras_and_tensorflow\n"
+    "collections = [generation['collections'] for generation in gc.get_stats()]\n"
+    "_, tf = keras_and_tensorflow()\n"
+    "seen = {'extras': sorted({'sklearn', 'matplotlib'} & set(sys.modules)),\n"
+    "        'inter_op_threads': tf.config.threading.get_inter_op_parallelism_threads(),\n"
+    "        'collections': [generation['collections'] for generation in gc.get_stats()] != collections,\n"
+    "        'collector_enabled': gc.isenabled()}\n"
+    "import matplotlib.pyplot, sklearn\n"
+    "print(json.dumps(seen | {'extras_import_after': True}))\n")
+
+
+@pytest.fixture(scope="module")
+def fresh_import():
+    """What a fresh process saw of keras_and_tensorflow() (FRESH_IMPORT): one TensorFlow import for these tests."""
+    result = subprocess.run([sys.executable, "-c", FRESH_IMPORT], cwd=PROJECT, capture_output=True, text=True,
+                            check=True)
+    return json.loads(result.stdout)
+
+
+def test_keras_starts_without_unused_extras_and_runs_one_op_at_a_time(fresh_import):
     """What keeps `train` at the bare script's speed: no scikit-learn or matplotlib import, no inter-op pool."""
-    probe = ("import sys; from stages.model.keras_import import keras_and_tensorflow; _, tf = keras_and_tensorflow(); "
-             "print(sorted({'sklearn', 'matplotlib'} & set(sys.modules)), "
-             "tf.config.threading.get_inter_op_parallelism_threads())")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["[]", "1"]
+    assert (fresh_import["extras"], fresh_import["inter_op_threads"]) == ([], 1)
 
 
-def test_the_hidden_extras_still_import_after_keras():
-    probe = ("from stages.model.keras_import import keras_and_tensorflow; keras_and_tensorflow(); "
-             "import matplotlib.pyplot, sklearn; print('ok')")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "ok"
+def test_the_hidden_extras_still_import_after_keras(fresh_import):
+    assert fresh_import["extras_import_after"]
+
+
+def test_the_garbage_collector_is_paused_for_the_import_and_back_after(fresh_import):
+    """The import makes 300,000 objects and no garbage: no collection walks them while it runs."""
+    assert (fresh_import["collections"], fresh_import["collector_enabled"]) == (False, True)
 
 
 def test_keras_import_works_where_tensorflow_already_runs():
