@@ -57,14 +57,17 @@ class Cluster:
             return client.run(os.getpid, on_error="ignore")
 
     def stop(self):
-        for process in [*self.workers, self.scheduler]:
-            process.terminate()
-        for process in [*self.workers, self.scheduler]:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop the workers, then the scheduler: a worker still closing when its scheduler goes may wait out its
+        reconnection for seconds."""
+        for processes in (self.workers, [self.scheduler]):
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +361,7 @@ def test_nothing_a_run_registers_outlives_it(cluster, clips):
 STOPS = ("import os, signal, sys\n"
          "import stages.features.workers as workers\n"
          "from stages.core.errors import run\n"
-         "workers.CHUNK_SECONDS = 5\n"
+         "workers.CHUNK_SECONDS, workers.CONNECT_SECONDS = 5, 2\n"
          "def stop(task):  # the worker stops itself, as SIGSTOP or a stuck NFS read would leave it: alive, silent\n"
          "    os.kill(os.getpid(), signal.SIGSTOP)\n"
          "run(lambda: list(workers.results(stop, ['a.wav', 'b.wav'], scheduler=sys.argv[1])))\n")
