@@ -10,7 +10,7 @@ ERROR line shows, and if TensorFlow aborts the import, its last words still reac
 
 Three settings make a stage as fast as a bare training script, with the same numbers:
 - The import makes 300,000 objects and no garbage; Python's cyclic collector would walk them all
-  five times over, a fifth of the import (0.5 s of every training run). It is paused meanwhile,
+  five times over, a fifth of the import (0.4 s of every training run). It is paused meanwhile,
   and the objects are frozen out of its reach afterwards.
 - Keras imports scikit-learn (for its estimator wrappers) and matplotlib (for its image
   galleries) whenever they are installed, and librosa installs them: a second of start-up
