@@ -67,8 +67,9 @@ def hidden(modules):
 
 @contextmanager
 def out_of_the_collectors_way():
-    """Python's cyclic garbage collector paused for a while; what was made meanwhile is then frozen (gc.freeze: never
-    walked again, nor collected), and the collector is as it was."""
+    """Python's cyclic garbage collector paused for a while, then every object alive frozen (gc.freeze: what was made
+    meanwhile, and what the process held before, is never walked again; freed by reference counting only), and the
+    collector as it was. For a stage's imports, made once and kept for the life of the process."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
