@@ -88,10 +88,12 @@ def test_the_model_records_the_tables_columns(table_repo):
 @pytest.mark.parametrize("method", ["random", "fault_filtered"])
 def test_every_split_method_splits_a_table(method, table_repo):
     # the table's pipeline after split is table_repo's own (stratified): what differs is the split
-    with params_set(table_repo, {"split.method": method}):
-        result = dvc(table_repo, "repro", "split")
-        test_list = (table_repo / "data/split/test.txt").read_text().split()
-    run_in(table_repo, "dvc", "checkout", "-f")
+    try:
+        with params_set(table_repo, {"split.method": method}):
+            result = dvc(table_repo, "repro", "split")
+            test_list = (table_repo / "data/split/test.txt").read_text().split()
+    finally:
+        run_in(table_repo, "dvc", "checkout", "-f")  # table_repo's own split back, even if this run failed
     assert len(test_list) == (20 if method == "fault_filtered" else 12)
     if method == "fault_filtered":
         assert "clips of the train list are not in the catalogue" in result.stderr
