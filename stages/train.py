@@ -29,7 +29,16 @@ from stages.core.paths import MODEL, SKIPPED, TRAIN_LOG, TRAIN_METRICS
 from stages.core.rows import MappedRows
 from stages.core.sets import classes, feature_recipe, load_set
 from stages.model.keras_import import FIT_NOISE, keras_and_tensorflow, without_lines
-from stages.model.network import batches, build_model, save_model, seed_everything, softmax_model, standardization
+from stages.model.network import (
+    batches,
+    build_model,
+    save_model,
+    seed_everything,
+    softmax_model,
+    standardization,
+    training_batches,
+    validation_batches,
+)
 from stages.model.runner import ACTIVATIONS, cross_entropy
 
 
@@ -55,7 +64,9 @@ def train(x, y, validation=None, epochs=Params.epochs, seed=Params.seed, hidden_
         validation = validation and batches(*validation, batch_size, standardized=standardized)
     else:
         standardize_in_place(standardized, x, *(validation[:1] if validation else []))
-        data = {"x": x, "y": y, "batch_size": batch_size}
+        stream, steps = training_batches(x, y, batch_size)
+        data = {"x": stream, "steps_per_epoch": steps, "shuffle": False}  # already in the order Keras shuffles to
+        validation = validation and validation_batches(*validation, batch_size)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=early_stopping, mode="max",
@@ -191,7 +202,7 @@ def check_memory(train_shape, valid_shape, free=None):
     """Raise UserError if loading the (n_rows, n_values) float32 training and validation rows would not fit.
 
     Loading the training rows takes them three times at its peak (the rows read from the memory map,
-    their copy in file order, Keras's tensor), the validation rows twice (the rows, Keras's tensor).
+    their copy in file order, the tensor fed to Keras), the validation rows twice (the rows, their tensor).
     """
     needed = 4 * (3 * train_shape[0] * train_shape[1] + 2 * valid_shape[0] * valid_shape[1])
     free = free_memory() if free is None else free

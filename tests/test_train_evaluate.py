@@ -14,7 +14,7 @@ from conftest import PROJECT
 from stages.core.errors import UserError
 from stages.core.gtzan import GENRES
 from stages.evaluate import misclassified, scores, track_probabilities
-from stages.model.network import build_model, save_model
+from stages.model.network import build_model, save_model, seed_everything, training_batches
 from stages.model.runner import Network, cross_entropy, top_labels
 from stages.train import train
 
@@ -69,6 +69,33 @@ def test_training_twice_with_one_seed_gives_the_same_bytes(toy_data, tmp_path):
     assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
     assert (tmp_path / "a.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_training_in_memory_gives_the_weights_and_history_of_kerass_own_fit(dropout, toy_data, tmp_path):
+    # The same batches through the same ops on this machine: equal to the bit. 50 rows leave a partial batch of 16.
+    x, y = toy_data
+    model, history, _ = train(x[:50], y[:50], (x[50:], y[50:]), epochs=3, seed=5, batch_size=16, dropout=dropout,
+                              log_path=tmp_path / "log.csv", verbose=0)
+    seed_everything(5)
+    reference = build_model(50, 10, dropout=dropout)
+    expected = reference.fit(x[:50], y[:50], batch_size=16, epochs=3, validation_data=(x[50:], y[50:]), verbose=0)
+    assert history == expected.history
+    for ours, kerass in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(ours, kerass)
+
+
+def test_the_training_batches_repeat_one_shuffled_order_from_one_iterator_without_the_autotuner(toy_data):
+    x, y = toy_data
+    seed_everything(1)
+    stream, steps = training_batches(x[:50], y[:50], batch_size=16)
+    batches = [rows for rows, _ in stream.take(2 * steps).as_numpy_iterator()]
+    assert steps == 4 and [len(rows) for rows in batches] == [16, 16, 16, 2] * 2
+    epoch = np.concatenate(batches[:steps])
+    np.testing.assert_array_equal(np.concatenate(batches[steps:]), epoch)
+    assert not np.array_equal(epoch, x[:50])
+    np.testing.assert_array_equal(np.sort(epoch, axis=0), np.sort(x[:50], axis=0))
+    assert stream.options().autotune.enabled is False
 
 
 def test_the_model_records_its_feature_params_and_classes(tmp_path):

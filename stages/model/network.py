@@ -1,4 +1,5 @@
-"""The seed's network in Keras: building, seeding, feeding it from disk, and saving it with what it was trained on.
+"""The seed's network in Keras: building, seeding, feeding it from memory or disk, and saving it with what it was
+trained on.
 
 What runs a saved network (evaluate, predict) is stages/model/runner.py, with NumPy only.
 """
@@ -159,6 +160,40 @@ def _numbered_shared_objects(config, numbers=None):
         return config
     return {key: numbers.setdefault(value, len(numbers)) if key == "shared_object_id"
             else _numbered_shared_objects(value, numbers) for key, value in config.items()}
+
+
+def training_batches(x, y, batch_size=Train.batch_size):
+    """(tf.data.Dataset, steps per epoch): the batches Keras's fit(x, y, batch_size, shuffle=True) trains on, for any
+    number of epochs, from one iterator. x (n_rows, n_values), y (n_rows, n_classes) float32 arrays.
+
+    Keras's fit makes a new tf.data iterator for every epoch, and each one restarts the shuffle that
+    seed_everything seeded: every epoch sees the rows in one order. That order is drawn here as Keras draws it
+    (tf.random.shuffle of the row numbers, in a tf.data function) and repeated: the same batches, so the same
+    weights to the bit (tested), without two iterators made and torn down an epoch.
+    """
+    _, tf = keras_and_tensorflow()
+    n_rows = len(x)
+    order = next(iter(tf.data.Dataset.range(1).map(lambda _: tf.random.shuffle(tf.range(n_rows, dtype=tf.int64)))))
+    rows, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    batches = batches.map(lambda positions: (tf.gather(rows, positions), tf.gather(labels, positions)))
+    return without_autotune(batches.repeat()), -(-n_rows // batch_size)
+
+
+def validation_batches(x, y, batch_size=Train.batch_size):
+    """tf.data batches of x (n_rows, n_values), y (n_rows, n_classes) in order, once: Keras's validation batches."""
+    _, tf = keras_and_tensorflow()
+    return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
+
+
+def without_autotune(dataset):
+    """`dataset` with tf.data's autotuner off. It has nothing to tune in a gather of rows, and it runs a thread per
+    iterator that sleeps in doubling periods: tearing the iterator down waited out that sleep, 2 s at the end of one
+    fit in three (docs/figures.md)."""
+    _, tf = keras_and_tensorflow()
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def batches(x, y, batch_size=Train.batch_size, seed=None, standardized=None):
