@@ -85,7 +85,7 @@ def test_training_in_memory_gives_the_weights_and_history_of_kerass_own_fit(drop
         np.testing.assert_array_equal(ours, kerass)
 
 
-def test_the_training_batches_repeat_one_shuffled_order_from_one_iterator_without_the_autotuner(toy_data):
+def test_the_training_batches_repeat_one_shuffled_order_from_one_iterator_without_tf_datas_optimizations(toy_data):
     x, y = toy_data
     seed_everything(1)
     stream, steps = training_batches(x[:50], y[:50], batch_size=16)
@@ -96,6 +96,7 @@ def test_the_training_batches_repeat_one_shuffled_order_from_one_iterator_withou
     assert not np.array_equal(epoch, x[:50])
     np.testing.assert_array_equal(np.sort(epoch, axis=0), np.sort(x[:50], axis=0))
     assert stream.options().autotune.enabled is False
+    assert stream.options().experimental_optimization.apply_default_optimizations is False
 
 
 def test_the_model_records_its_feature_params_and_classes(tmp_path):

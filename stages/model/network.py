@@ -177,21 +177,24 @@ def training_batches(x, y, batch_size=Train.batch_size):
     rows, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
     batches = batches.map(lambda positions: (tf.gather(rows, positions), tf.gather(labels, positions)))
-    return without_autotune(batches.repeat()), -(-n_rows // batch_size)
+    return unoptimized(batches.repeat()), -(-n_rows // batch_size)
 
 
 def validation_batches(x, y, batch_size=Train.batch_size):
     """tf.data batches of x (n_rows, n_values), y (n_rows, n_classes) in order, once: Keras's validation batches."""
     _, tf = keras_and_tensorflow()
-    return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
+    return unoptimized(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
 
 
-def without_autotune(dataset):
-    """`dataset` with tf.data's autotuner off. It has nothing to tune in a gather of rows, and it runs a thread per
-    iterator that sleeps in doubling periods: tearing the iterator down waited out that sleep, 2 s at the end of one
-    fit in three (docs/figures.md)."""
+def unoptimized(dataset):
+    """`dataset` with tf.data's graph rewrites and autotuner off: neither has anything to improve in slicing rows.
+    A rewrite serializes the pipeline's graph, arrays and all, at its first iterator (1 GB of rows: 0.5 s and 1 GB
+    more; Keras's own array pipeline turns the rewrites off for this). The autotuner runs a thread per iterator that
+    sleeps in doubling periods, and tearing the iterator down waited out that sleep: 2 s at the end of one fit in
+    three (docs/figures.md)."""
     _, tf = keras_and_tensorflow()
     options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
     return dataset.with_options(options)
 
